@@ -1,0 +1,3 @@
+"""pyforge: event listeners for forge apps over a message bus."""
+
+__version__ = '0.1.0'
