@@ -1,0 +1,74 @@
+"""Apps whose listeners record how they were called, for the tests."""
+
+from pyforge.app import Application
+from pyforge.lib.context import c
+from pyforge.lib.decorators import audit, react
+from pyforge.lib.plugins import scan_app
+from pyforge.lib.publish import publish
+from pyforge.model import session
+
+#: One dict per listener call, in call order.
+CALLS = []
+
+
+def record_call(method, routing_key, data, app=None):
+    CALLS.append({
+        'method': method,
+        'routing_key': routing_key,
+        'data': data,
+        'project_id': c.project._id,
+        'app': c.app.mount_point if c.app is not None else None,
+        'self': app.mount_point if app is not None else None,
+        'context_id': id(c._current_obj()),
+        'leftover': getattr(c, 'leftover', None),
+    })
+    # A later call must never see this: c is fresh for every call.
+    c.leftover = method
+
+
+class RecorderApp(Application):
+    """Records every call, in each listener case."""
+
+    @audit('rec.#')
+    def audit_instance(self, routing_key, data):
+        record_call('audit_instance', routing_key, data, app=self)
+
+    @audit('rec.#')
+    @classmethod
+    def audit_class(cls, routing_key, data):
+        record_call('audit_class', routing_key, data)
+
+    @react('rec.#')
+    def react_instance(self, routing_key, data):
+        record_call('react_instance', routing_key, data, app=self)
+
+    @classmethod
+    @react('rec.#')
+    def react_class(cls, routing_key, data):
+        record_call('react_class', routing_key, data)
+
+
+class WriterApp(Application):
+    """Writes, publishes, and fails when the message asks it to."""
+
+    @audit('writer.#')
+    def write(self, routing_key, data):
+        session.insert_one('notes', {'text': data.get('text')})
+        self.config.update({'$inc': {'options.writes': 1}})
+        publish('react', 'writer.wrote', {'text': data.get('text')})
+        if data.get('fail'):
+            raise RuntimeError('asked to fail')
+
+
+def listener(app_class, method_name, exchange, app_name=None):
+    """Return the listener of `app_class.method_name` on `exchange`.
+
+    The app name defaults to the class name without "App", lowercase.
+    """
+    if app_name is None:
+        app_name = app_class.__name__.lower().replace('app', '')
+    for found in scan_app(app_name, app_class):
+        if found.method_name == method_name and found.exchange == exchange:
+            return found
+    raise LookupError('%s.%s on %s is not a listener'
+                      % (app_class.__name__, method_name, exchange))
