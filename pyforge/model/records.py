@@ -1,0 +1,100 @@
+"""Message records: how each message fared on each queue.
+
+One document per queue and message id. It makes redelivery safe (a
+message recorded as ``done`` is acked without calling the listener
+again), counts the deliveries a worker did not live to finish, and keeps
+the status, timings and last error that operators look at.
+"""
+
+import datetime
+
+from pymongo import ReturnDocument
+
+#: Collection of the message records.
+COLLECTION = 'message_records'
+
+#: Handled, changes persisted and outbox sent.
+DONE = 'done'
+#: Changes persisted; the messages it published may not all be sent yet.
+FLUSHED = 'flushed'
+#: The last attempt failed; a retry is scheduled.
+FAILED = 'failed'
+#: Dead-lettered.
+DEAD = 'dead'
+
+
+def record_id(queue, message_id):
+    """Return the ``_id`` of the record of `message_id` on `queue`."""
+    return '%s/%s' % (queue, message_id)
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def find_record(db, queue, message_id):
+    """Return the record of `message_id` on `queue`, or None."""
+    return db[COLLECTION].find_one({'_id': record_id(queue, message_id)})
+
+
+def count_unfinished(db, queue, message_id):
+    """Count one more delivery that an earlier worker did not finish.
+
+    Called for redelivered messages before their listener runs; returns
+    how many such deliveries are recorded now.
+    """
+    record = db[COLLECTION].find_one_and_update(
+        {'_id': record_id(queue, message_id)},
+        {'$inc': {'unfinished': 1},
+         '$setOnInsert': {'queue': queue, 'message_id': message_id}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    return record['unfinished']
+
+
+def outcome_fields(envelope, listener, status, started_at, attempts,
+                   error=None, reason=None):
+    """Return the fields to ``$set`` on a record for an outcome."""
+    finished_at = utcnow()
+    fields = {
+        'message_id': envelope.message_id,
+        'queue': envelope.queue,
+        'exchange': envelope.exchange,
+        'routing_key': envelope.routing_key,
+        'listener': listener.label if listener is not None else None,
+        'project_id': envelope.project_id,
+        'mount_point': envelope.mount_point,
+        'status': status,
+        'attempts': attempts,
+        'started_at': started_at,
+        'finished_at': finished_at,
+        'duration': (finished_at - started_at).total_seconds(),
+    }
+    if envelope.published_at is not None:
+        fields['published_at'] = datetime.datetime.fromtimestamp(
+            envelope.published_at, datetime.timezone.utc)
+        fields['latency'] = finished_at.timestamp() - envelope.published_at
+    if error is not None:
+        fields['error'] = error
+        fields['reason'] = reason
+    return fields
+
+
+def save_outcome(db, fields):
+    """Write an outcome outside any session (failures, dead letters)."""
+    db[COLLECTION].update_one(
+        {'_id': record_id(fields['queue'], fields['message_id'])},
+        {'$set': fields}, upsert=True)
+
+
+def mark_done(db, queue, message_id):
+    """Record that the outbox of a flushed message was sent."""
+    db[COLLECTION].update_one(
+        {'_id': record_id(queue, message_id)},
+        {'$set': {'status': DONE}, '$unset': {'outbox': ''}})
+
+
+def ensure_indexes(db):
+    """Create the indexes that status queries use."""
+    db[COLLECTION].create_index([('queue', 1), ('status', 1)])
