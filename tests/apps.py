@@ -72,3 +72,19 @@ def listener(app_class, method_name, exchange, app_name=None):
             return found
     raise LookupError('%s.%s on %s is not a listener'
                       % (app_class.__name__, method_name, exchange))
+
+
+class SlowApp(Application):
+    """Takes its time, so that a test can signal it mid-message."""
+
+    @audit('slow.#')
+    def work(self, routing_key, data):
+        import os
+        import time
+        marker = data.get('marker')
+        if marker:
+            with open(marker, 'a') as started:
+                started.write('%d\n' % os.getpid())
+        time.sleep(data.get('seconds', 0))
+        session.insert_one('notes', {'text': data.get('text'),
+                                     'pid': os.getpid()})

@@ -7,6 +7,8 @@ the status, timings and last error that operators look at.
 """
 
 import datetime
+import os
+import socket
 
 from pymongo import ReturnDocument
 
@@ -67,6 +69,7 @@ def outcome_fields(envelope, listener, status, started_at, attempts,
         'mount_point': envelope.mount_point,
         'status': status,
         'attempts': attempts,
+        'worker': '%s:%d' % (socket.gethostname(), os.getpid()),
         'started_at': started_at,
         'finished_at': finished_at,
         'duration': (finished_at - started_at).total_seconds(),

@@ -1,0 +1,176 @@
+"""Connections, exchanges and queues of the bus, and its Publisher.
+
+The exchanges ``audit`` and ``react`` are durable topic exchanges. Every
+listener has a durable queue of its own; failed messages go through delay
+queues back to it, and messages that cannot be handled to the durable
+dead-letter queue ``pyforge.dead``.
+"""
+
+import logging
+from urllib.parse import urlparse
+
+import kombu
+import kombu.compat
+from kombu.transport import resolve_transport
+from kombu.utils.imports import symbol_by_name
+
+from pyforge.exceptions import ConfigurationError, PublishError
+from pyforge.lib.routing import EXCHANGES, topic_matches
+from pyforge.lib.transport import filesystem_options, rabbit_compatible
+
+log = logging.getLogger(__name__)
+
+#: Durable queue that keeps messages no listener could handle.
+DEAD_LETTER_QUEUE = 'pyforge.dead'
+
+#: URL schemes of RabbitMQ through py-amqp.
+AMQP_SCHEMES = ('amqp', 'amqps', 'pyamqp')
+
+#: Seconds to wait for the broker to confirm a publish.
+CONFIRM_TIMEOUT = 30.0
+
+#: How often a publish is tried again while the broker is unreachable.
+PUBLISH_RETRY_POLICY = {
+    'max_retries': 5,
+    'interval_start': 0.5,
+    'interval_step': 1.0,
+    'interval_max': 4.0,
+}
+
+
+def exchange(name):
+    """Return the kombu entity of the topic exchange `name`."""
+    return kombu.Exchange(name, type='topic', durable=True)
+
+
+def bus_exchanges():
+    """Return the entities of the ``audit`` and ``react`` exchanges."""
+    return [exchange(name) for name in EXCHANGES]
+
+
+def dead_letter_queue():
+    """Return the entity of the dead-letter queue."""
+    return kombu.Queue(DEAD_LETTER_QUEUE, durable=True, auto_delete=False)
+
+
+def listener_queue(listener):
+    """Return the queue entity of `listener`, bound with its patterns."""
+    topic = exchange(listener.exchange)
+    bindings = [kombu.binding(topic, routing_key=pattern)
+                for pattern in listener.patterns]
+    return kombu.Queue(listener.queue, bindings=bindings, durable=True,
+                       auto_delete=False)
+
+
+def connect(settings):
+    """Return a new, not yet opened connection to the broker.
+
+    Virtual transports get pyforge's subclass that routes like RabbitMQ;
+    RabbitMQ connections confirm every publish.
+    """
+    url = settings.amqp_url
+    scheme = urlparse(url).scheme
+    try:
+        transport_class = symbol_by_name(resolve_transport(scheme))
+    except Exception as exc:
+        raise ConfigurationError(
+            'amqp.url %s has the unknown transport %r (%s); use amqp://'
+            ' for RabbitMQ or filesystem:///path for the embedded broker'
+            % (mask_url(url), scheme, exc)) from None
+
+    options = {'polling_interval': settings.amqp_polling_interval}
+    if scheme == 'filesystem':
+        options.update(filesystem_options(url))
+        url = 'filesystem://'
+    if scheme in AMQP_SCHEMES:
+        options['confirm_publish'] = True
+    return kombu.Connection(
+        url,
+        transport=rabbit_compatible(transport_class),
+        transport_options=options,
+        heartbeat=settings.amqp_heartbeat,
+        connect_timeout=settings.amqp_connect_timeout,
+    )
+
+
+def is_virtual(connection):
+    """Return True when the broker is emulated by kombu in the client."""
+    return connection.transport.driver_type not in ('amqp',)
+
+
+def declare_exchanges(channel):
+    """Declare ``audit`` and ``react``; harmless when they exist."""
+    for entity in bus_exchanges():
+        entity(channel).declare()
+
+
+def mask_url(url):
+    """Return `url` with its password replaced by ``****``."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.replace(':%s@' % parsed.password, ':****@', 1)
+    return parsed._replace(netloc=netloc).geturl()
+
+
+class Publisher(kombu.compat.Publisher):
+    """Carrot-style publisher that sends :class:`OutgoingMessage` objects.
+
+    On RabbitMQ each publish waits for the broker's confirm and is
+    mandatory, so a message no queue is bound for is reported instead of
+    dropped without a word. With `retry`, a connection lost while
+    publishing is opened again and the publish repeated. When publishing
+    fails, :class:`PublishError` is raised and the message may not have
+    been sent.
+    """
+
+    def __init__(self, connection, retry=True):
+        self._returned = []
+        self._retry = retry
+        virtual = is_virtual(connection)
+        super().__init__(
+            connection, exchange=exchange(EXCHANGES[0]),
+            # Virtual channels have no basic.return to listen to.
+            on_return=None if virtual else self._on_return)
+        if virtual:
+            # Virtual exchanges live in each process: a process that did
+            # not declare a topic exchange would route to it as direct.
+            declare_exchanges(self.channel)
+
+    def send(self, message):
+        """Publish `message`; return False if no queue received it."""
+        self._returned.clear()
+        arguments = message.publish_arguments()
+        try:
+            self.publish(
+                mandatory=True,
+                retry=self._retry,
+                retry_policy=PUBLISH_RETRY_POLICY,
+                confirm_timeout=CONFIRM_TIMEOUT,
+                **arguments)
+        except Exception as exc:
+            raise PublishError(
+                'cannot publish message %s to exchange %r with routing key '
+                '%r: %s: %s' % (message.message_id, message.exchange,
+                                message.routing_key, type(exc).__name__, exc)
+            ) from exc
+        routed = not self._returned and self._routes(message)
+        if not routed:
+            log.warning(
+                'no queue is bound to exchange %r for routing key %r, so '
+                'message %s was dropped; run paster reactor_setup to '
+                'declare the listeners\' queues',
+                message.exchange or '(default)', message.routing_key,
+                message.message_id)
+        return routed
+
+    def _on_return(self, exc, exchange_name, routing_key, message):
+        self._returned.append((exchange_name, routing_key))
+
+    def _routes(self, message):
+        """Tell whether a virtual transport had a queue for `message`."""
+        if not is_virtual(self.connection) or not message.exchange:
+            return True
+        table = self.channel.get_table(message.exchange)
+        return any(topic_matches(binding_key, message.routing_key)
+                   for binding_key, _, _ in table)

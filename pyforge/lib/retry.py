@@ -1,0 +1,96 @@
+"""Retries of failed messages, and dead letters.
+
+On RabbitMQ a failed message is published to a delay queue of its own
+delay: a fanout exchange ``pyforge.delay.<ms>`` routes it to the queue of
+the same name, whose ``x-message-ttl`` holds it for that long and whose
+dead-letter exchange, the default exchange, then puts it back on its
+listener's queue by name. Each delay has its own queue because RabbitMQ
+expires messages only at the head of a queue.
+"""
+
+import time
+
+import kombu
+
+from pyforge.lib.amqp import DEAD_LETTER_QUEUE
+from pyforge.lib.message import (
+    ATTEMPT_HEADER, EXCHANGE_HEADER, ROUTING_KEY_HEADER, OutgoingMessage)
+
+#: Headers a dead letter carries besides the message's own.
+DEAD_REASON_HEADER = 'pyforge-dead-reason'
+DEAD_ERROR_HEADER = 'pyforge-dead-error'
+DEAD_QUEUE_HEADER = 'pyforge-dead-queue'
+DEAD_LISTENER_HEADER = 'pyforge-dead-listener'
+DEAD_ATTEMPTS_HEADER = 'pyforge-dead-attempts'
+DEAD_AT_HEADER = 'pyforge-dead-at'
+
+#: Longest header value kept from an error message, in characters.
+MAX_ERROR_LENGTH = 1000
+
+
+def retry_delay(settings, attempt):
+    """Return the seconds to wait before retrying after `attempt` failed.
+
+    The first retry waits ``reactor.retry_delay``; each further one
+    ``reactor.retry_backoff`` times longer, up to ``retry_max_delay``.
+    """
+    delay = settings.reactor_retry_delay * (
+        settings.reactor_retry_backoff ** (attempt - 1))
+    return min(delay, settings.reactor_retry_max_delay)
+
+
+def delay_entities(delay):
+    """Return the fanout exchange and TTL queue for a delay in seconds."""
+    milliseconds = max(1, int(round(delay * 1000)))
+    name = 'pyforge.delay.%d' % milliseconds
+    fanout = kombu.Exchange(name, type='fanout', durable=True)
+    queue = kombu.Queue(name, exchange=fanout, durable=True,
+                        auto_delete=False, queue_arguments={
+                            'x-message-ttl': milliseconds,
+                            'x-dead-letter-exchange': '',
+                        })
+    return fanout, queue
+
+
+def retry_message(delivery, failed_attempts, delay_exchange):
+    """Return the copy of `delivery` to publish through a delay queue.
+
+    Its routing key is its listener's queue, where the default exchange
+    delivers it once the delay queue dead-letters it.
+    """
+    headers = dict(delivery.headers)
+    headers[ATTEMPT_HEADER] = failed_attempts
+    headers[EXCHANGE_HEADER] = delivery.original_exchange
+    headers[ROUTING_KEY_HEADER] = delivery.original_routing_key
+    return _copy(delivery, delay_exchange, delivery.queue, headers)
+
+
+def dead_letter(delivery, reason, error, attempts, listener_label=None):
+    """Return the dead letter of `delivery`: its body and headers as
+    received, and why it died."""
+    headers = dict(delivery.headers)
+    headers.update({
+        DEAD_REASON_HEADER: reason,
+        DEAD_ERROR_HEADER: error[:MAX_ERROR_LENGTH],
+        DEAD_QUEUE_HEADER: delivery.queue,
+        DEAD_LISTENER_HEADER: listener_label or '',
+        DEAD_ATTEMPTS_HEADER: attempts,
+        DEAD_AT_HEADER: time.time(),
+        EXCHANGE_HEADER: delivery.original_exchange,
+        ROUTING_KEY_HEADER: delivery.original_routing_key,
+    })
+    return _copy(delivery, '', DEAD_LETTER_QUEUE, headers)
+
+
+def _copy(delivery, exchange, routing_key, headers):
+    return OutgoingMessage(
+        exchange=exchange,
+        routing_key=routing_key,
+        body=delivery.body,
+        message_id=delivery.message_id,
+        headers=headers,
+        timestamp=int(time.time()),
+        # kombu would serialize a body published without a content type.
+        content_type=delivery.content_type or 'application/octet-stream',
+        content_encoding=delivery.content_encoding or 'binary',
+    )

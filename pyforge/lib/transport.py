@@ -1,0 +1,138 @@
+"""kombu's virtual transports, made to route like RabbitMQ.
+
+kombu's virtual transports (``memory://``, ``filesystem://``, ``redis://``
+and the others built on :mod:`kombu.transport.virtual`) emulate exchanges
+in the client. Two of their habits differ from RabbitMQ, and pyforge
+replaces them in a subclass of each transport:
+
+- their topic exchange turns ``#`` into a regular expression that needs at
+  least one word, so ``a.#`` does not match ``a``;
+- a message put back on its queue (requeued, or unacked when the channel
+  closes) is routed again through its exchange, so it also reaches every
+  other queue bound to its routing key. RabbitMQ returns it to its queue.
+"""
+
+import functools
+import os
+from urllib.parse import unquote, urlparse
+
+from kombu.transport import filesystem, virtual
+from kombu.transport.virtual.exchange import TopicExchange
+from kombu.utils.json import dumps, loads
+
+from pyforge.exceptions import ConfigurationError
+from pyforge.lib.routing import topic_matches
+
+#: Key under which a consumed message remembers its queue.
+QUEUE_KEY = 'pyforge_queue'
+
+
+class RabbitTopicExchange(TopicExchange):
+    """Topic exchange matching binding patterns by RabbitMQ's rules."""
+
+    def lookup(self, table, exchange, routing_key, default):
+        # The table's second column is kombu's regular expression; the
+        # binding key in the first column is what RabbitMQ matches on.
+        return {
+            queue for binding_key, _, queue in table
+            if topic_matches(binding_key, routing_key)
+        }
+
+
+class _QueueFaithfulChannel:
+    """Channel mixin that returns a requeued message to its own queue."""
+
+    def basic_consume(self, queue, no_ack, callback, consumer_tag,
+                      **kwargs):
+        def remember_queue(message):
+            message.delivery_info[QUEUE_KEY] = queue
+            return callback(message)
+
+        return super().basic_consume(
+            queue, no_ack, remember_queue, consumer_tag, **kwargs)
+
+    def basic_get(self, queue, no_ack=False, **kwargs):
+        message = super().basic_get(queue, no_ack=no_ack, **kwargs)
+        if message is not None:
+            message.delivery_info[QUEUE_KEY] = queue
+        return message
+
+    def queue_unbind(self, queue, exchange=None, routing_key='',
+                     arguments=None, **kwargs):
+        super().queue_unbind(queue, exchange, routing_key, arguments,
+                             **kwargs)
+        if isinstance(self, filesystem.Channel):
+            # kombu removes the binding from a copy of the table read from
+            # disk; the file shared by every process must change too.
+            _unbind_in_file(self, exchange, routing_key, queue)
+
+    def _restore(self, message):
+        queue = message.delivery_info.get(QUEUE_KEY)
+        if queue is None:
+            return super()._restore(message)
+        payload = message.serializable()
+        payload['redelivered'] = True
+        self._put(queue, payload)
+
+
+def _unbind_in_file(channel, exchange, binding_key, queue):
+    path = channel._exchange_file(exchange)
+    try:
+        table_file = path.open('rb+', buffering=0)
+    except FileNotFoundError:
+        return
+    with table_file:
+        filesystem.lock(table_file, filesystem.LOCK_EX)
+        try:
+            table = loads(table_file.read())
+            kept = [row for row in table
+                    if not (row[0] == binding_key and row[2] == queue)]
+            if len(kept) != len(table):
+                table_file.seek(0)
+                table_file.write(dumps(kept).encode('utf-8'))
+                table_file.truncate()
+        finally:
+            filesystem.unlock(table_file)
+
+
+@functools.lru_cache(maxsize=None)
+def rabbit_compatible(transport_class):
+    """Return a subclass of a virtual `transport_class` that routes like
+    RabbitMQ; return other transport classes unchanged."""
+    if not issubclass(transport_class, virtual.Transport):
+        return transport_class
+    base_channel = transport_class.Channel
+    channel_class = type(base_channel.__name__, (
+        _QueueFaithfulChannel, base_channel), {
+        'exchange_types': dict(base_channel.exchange_types,
+                               topic=RabbitTopicExchange),
+        '__module__': __name__,
+    })
+    return type(transport_class.__name__, (transport_class,), {
+        'Channel': channel_class,
+        '__module__': __name__,
+    })
+
+
+def filesystem_options(url):
+    """Return kombu transport options for a ``filesystem://`` URL.
+
+    ``filesystem:///var/lib/forge/broker`` keeps messages in the folder
+    ``queues`` and bindings in ``control`` under that path. kombu itself
+    takes folders only from transport options; pyforge reads them from the
+    URL so that one setting says where the broker lives.
+    """
+    path = unquote(urlparse(url).path)
+    if not path or path == '/':
+        raise ConfigurationError(
+            'amqp.url %r names no folder; write filesystem:///absolute/path'
+            ' or filesystem:///%%(here)s/data/broker in the .ini file' % url)
+    queues = os.path.join(path, 'queues')
+    control = os.path.join(path, 'control')
+    for folder in (queues, control):
+        os.makedirs(folder, exist_ok=True)
+    return {
+        'data_folder_in': queues,
+        'data_folder_out': queues,
+        'control_folder': control,
+    }
