@@ -1,0 +1,1 @@
+"""Example apps for the pyforge message bus."""

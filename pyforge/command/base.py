@@ -1,0 +1,90 @@
+"""The base of pyforge's paster commands.
+
+Every command takes the .ini file first, applies its logging sections,
+loads the settings, prints results to stdout and status and errors to
+stderr, and exits 0 on success, 1 when the work failed and 2 on a usage
+error.
+"""
+
+import configparser
+import logging
+import logging.config
+import os
+import sys
+
+from paste.script import command
+
+from pyforge.environment import configure
+from pyforge.exceptions import PyforgeError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class Command(command.Command):
+    """A paster command run against an .ini file.
+
+    Subclasses set ``summary``, ``usage`` and ``parser`` and implement
+    :meth:`run_command`, which returns an exit status or None for 0.
+    """
+
+    group_name = 'pyforge'
+    takes_config_file = 1
+    min_args = 1
+
+    def run(self, args):
+        try:
+            return super().run(args)
+        except command.BadCommand as exc:
+            print('%s: error: %s' % (self._prog_name(), exc.message),
+                  file=sys.stderr)
+            print('run "%s --help" for the options'
+                  % self._prog_name(), file=sys.stderr)
+            return EXIT_USAGE
+
+    def command(self):
+        config_path = self.args[0]
+        try:
+            setup_logging(config_path)
+            self.environment = configure(config_path)
+            self.settings = self.environment.settings
+            status = self.run_command(self.args[1:])
+        except PyforgeError as exc:
+            print('%s: error: %s' % (self._prog_name(), exc),
+                  file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK if status is None else status
+
+    def run_command(self, args):
+        """Do the command's work; `args` follow the .ini path."""
+        raise NotImplementedError
+
+    def usage_error(self, text):
+        """Raise the error for a wrong argument (exit status 2)."""
+        raise command.BadCommand(text, exit_code=EXIT_USAGE)
+
+
+def setup_logging(config_path):
+    """Apply the logging sections of the .ini file, if it has them.
+
+    Without them, INFO and above go to stderr so that commands still
+    report what they do.
+    """
+    path = os.path.abspath(config_path)
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding='utf-8')
+    except configparser.Error:
+        parser = None
+    if parser is not None and parser.has_section('loggers'):
+        logging.config.fileConfig(path, defaults={
+            'here': os.path.dirname(path),
+            '__file__': path,
+        }, disable_existing_loggers=False)
+        return
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format='%(asctime)s %(levelname)-5s [%(name)s] %(message)s')

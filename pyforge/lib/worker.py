@@ -1,0 +1,246 @@
+"""A worker process: consumes listener queues and settles each message.
+
+Each queue gets a carrot-style :class:`Consumer` on a channel of its own.
+A message is acked only after :class:`pyforge.lib.dispatch.Dispatcher`
+returned, which is after the listener's changes were persisted; a retry
+or a dead letter is published, with a confirm, before the ack.
+
+SIGTERM stops consuming and lets the message in hand finish; a second
+SIGTERM, or ``reactor.shutdown_timeout`` passing, exits at once without
+an ack, so the broker redelivers the message.
+"""
+
+import collections
+import logging
+import os
+import signal
+import socket
+import threading
+
+from pyforge.exceptions import ConfigurationError, PublishError
+from pyforge.lib import amqp
+from pyforge.lib.consumer import Consumer, HeldRetries
+from pyforge.lib.dispatch import DEAD, RETRY, Dispatcher
+from pyforge.lib.heartbeat import keeper_for
+from pyforge.lib.message import Delivery
+from pyforge.lib.retry import dead_letter, delay_entities, retry_message
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a worker that cannot run as configured; its supervisor
+#: does not restart it (``EX_CONFIG`` of sysexits.h).
+EXIT_CONFIG = 78
+#: Exit status of a worker stopped before its message was finished.
+EXIT_ABORTED = 3
+
+#: Longest wait between two attempts to reach the broker, in seconds.
+MAX_RECONNECT_DELAY = 30.0
+
+
+class StopNow(BaseException):
+    """Raised in the main thread to abandon the message in hand."""
+
+
+class Worker:
+    """Consumes the queues of `listeners` until told to stop.
+
+    Arguments:
+        environment: :class:`pyforge.environment.Environment`.
+        listeners: the :class:`pyforge.lib.plugins.Listener` objects whose
+            queues this process consumes.
+    """
+
+    def __init__(self, environment, listeners):
+        self.environment = environment
+        self.settings = environment.settings
+        self.listeners = list(listeners)
+        #: Messages settled, by outcome status.
+        self.counts = collections.Counter()
+        self.dispatcher = None
+        self.connection = None
+        self.publisher = None
+        self._consumers = []
+        self._keeper = None
+        self._held = HeldRetries()
+        self._stopping = threading.Event()
+        self._handling = False
+        self._parent = os.getppid()
+
+    @property
+    def queues(self):
+        return [listener.queue for listener in self.listeners]
+
+    def run(self):
+        """Consume until stopped; return the process exit status."""
+        self._install_signal_handlers()
+        log.info('worker %d starting on %s', os.getpid(),
+                 ', '.join(self.queues))
+        try:
+            self._run_until_stopped()
+        except ConfigurationError as exc:
+            log.error('%s', exc)
+            return EXIT_CONFIG
+        except StopNow:
+            log.warning('worker %d stopped at once; the broker redelivers '
+                        'the message it was handling', os.getpid())
+            return EXIT_ABORTED
+        finally:
+            self._disconnect()
+        log.info('worker %d stopped: %s', os.getpid(),
+                 dict(self.counts) or 'no messages')
+        return 0
+
+    def stop(self):
+        """Stop after the message in hand (what SIGTERM does)."""
+        self._stopping.set()
+
+    def _run_until_stopped(self):
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                self._connect()
+                failures = 0
+                self._consume()
+            except PublishError as exc:
+                failures += 1
+                self._lost(exc, failures)
+            except Exception as exc:
+                if not self._is_connection_error(exc):
+                    raise
+                failures += 1
+                self._lost(exc, failures)
+
+    def _lost(self, exc, failures):
+        delay = min(2.0 ** (failures - 1), MAX_RECONNECT_DELAY)
+        log.warning('worker %d lost the broker (%s: %s); reconnecting in '
+                    '%.0f s', os.getpid(), type(exc).__name__, exc, delay)
+        self._disconnect()
+        self._stopping.wait(delay)
+
+    def _is_connection_error(self, exc):
+        connection = self.connection or self.environment.connection()
+        errors = (connection.connection_errors + connection.channel_errors
+                  + (socket.error, OSError))
+        return isinstance(exc, errors)
+
+    def _connect(self):
+        connection = self.environment.connection()
+        connection.ensure_connection(max_retries=1)
+        self.connection = connection
+        self.publisher = amqp.Publisher(connection, retry=False)
+        self.dispatcher = Dispatcher(
+            self.environment.db, self.settings, self.publisher)
+        self._consumers = [
+            Consumer(connection, listener, self._on_message,
+                     self.settings.reactor_prefetch)
+            for listener in self.listeners]
+        for consumer in self._consumers:
+            consumer.check_bindings()
+            consumer.consume()
+        self._keeper = keeper_for(connection)
+        log.info('worker %d connected to %s, consuming %d queue(s)',
+                 os.getpid(), connection.as_uri(), len(self._consumers))
+
+    def _consume(self):
+        timeout = self._poll_timeout()
+        while not self._stopping.is_set():
+            try:
+                self.connection.drain_events(
+                    timeout=self._held.wait_time(timeout))
+            except socket.timeout:
+                pass
+            self.connection.heartbeat_check()
+            for listener, message, delivery in self._held.pop_due():
+                self._handle(listener, message, delivery)
+            if os.getppid() != self._parent:
+                log.warning('worker %d lost its parent process; stopping',
+                            os.getpid())
+                self.stop()
+        for consumer in self._consumers:
+            consumer.cancel()
+        self._release_held()
+
+    def _poll_timeout(self):
+        heartbeat = self.settings.amqp_heartbeat
+        return min(1.0, heartbeat / 2.0) if heartbeat else 1.0
+
+    def _on_message(self, listener, message):
+        if self._stopping.is_set():
+            # Left unacked: the broker hands it to another worker once
+            # this connection closes.
+            return
+        delivery = Delivery.from_kombu(message, listener.queue)
+        self._handle(listener, message, delivery)
+
+    def _handle(self, listener, message, delivery):
+        self._handling = True
+        try:
+            if self._keeper is not None:
+                with self._keeper.busy():
+                    outcome = self.dispatcher.handle(delivery, listener)
+            else:
+                outcome = self.dispatcher.handle(delivery, listener)
+        finally:
+            self._handling = False
+        self._settle(listener, message, delivery, outcome)
+
+    def _settle(self, listener, message, delivery, outcome):
+        if outcome.status == RETRY:
+            if amqp.is_virtual(self.connection):
+                self._held.hold(listener, message, delivery, outcome)
+                self.counts[outcome.status] += 1
+                return
+            fanout, queue = delay_entities(outcome.delay)
+            self.publisher.maybe_declare(queue)
+            self.publisher.send(
+                retry_message(delivery, outcome.attempts, fanout.name))
+        elif outcome.status == DEAD:
+            self.publisher.maybe_declare(amqp.dead_letter_queue())
+            self.publisher.send(dead_letter(
+                delivery, outcome.reason, outcome.error, outcome.attempts,
+                listener.label))
+        message.ack()
+        self.counts[outcome.status] += 1
+
+    def _release_held(self):
+        """Put retries still waiting in memory back on their queues."""
+        for listener, message, delivery, attempts in self._held.drain():
+            self.publisher.send(retry_message(
+                delivery, attempts, ''))
+            message.ack()
+
+    def _disconnect(self):
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+        if self.connection is not None:
+            try:
+                self.connection.release()
+            except Exception as exc:
+                log.debug('closing the connection failed: %s', exc)
+            self.connection = None
+        self._consumers = []
+
+    def _install_signal_handlers(self):
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        # The parent turns Ctrl-C into SIGTERM for every worker; the
+        # terminal's own SIGINT to the whole group would count twice.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGALRM, self._on_shutdown_timeout)
+
+    def _on_stop_signal(self, signum, frame):
+        if self._stopping.is_set():
+            raise StopNow()
+        log.info('worker %d stopping after the message in hand',
+                 os.getpid())
+        self._stopping.set()
+        timeout = self.settings.reactor_shutdown_timeout
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+
+    def _on_shutdown_timeout(self, signum, frame):
+        if self._handling:
+            log.error('the listener did not finish within '
+                      'reactor.shutdown_timeout = %s s',
+                      self.settings.reactor_shutdown_timeout)
+            raise StopNow()
