@@ -53,13 +53,14 @@ def iter_values(value, parts, start=0):
         yield MISSING
         return
     found = False
-    if is_array_index(part):
-        position = int(part)
-        if position < len(value):
-            found = True
-            yield from iter_values(value[position], parts, start + 1)
+    positional = is_array_index(part)
+    if positional and int(part) < len(value):
+        found = True
+        yield from iter_values(value[int(part)], parts, start + 1)
     for item in value:
-        if isinstance(item, dict):
+        # After a position, documents lacking a field of that name do
+        # not count as missing: the position already found the field.
+        if isinstance(item, dict) and (not positional or part in item):
             found = True
             yield from iter_values(item, parts, start)
     if not found:
