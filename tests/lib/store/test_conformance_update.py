@@ -175,6 +175,16 @@ class UpdateOperatorCases:
                 {'_id': 1}, {'$set': {'meta': {}}, '$inc': {'meta.n': 1}})
         self.assertEqual(caught.exception.code, 40)
 
+    @mongomock_differs('raises TypeError, MongoDB WriteError code 14')
+    def test_update_many_keeps_earlier_updates(self):
+        self.items.insert_many([{'_id': 4, 'n': 'text'}, {'_id': 5, 'n': 5}])
+        with self.assertRaises(WriteError):
+            self.items.update_many({}, {'$inc': {'n': 1}})
+        self.assertEqual(self.items.find_one(1)['n'], 2)
+        self.assertEqual(self.items.find_one(3)['n'], 1)
+        self.assertEqual(self.items.find_one(4)['n'], 'text')
+        self.assertEqual(self.items.find_one(5)['n'], 5)
+
     def test_failed_update_leaves_document(self):
         with self.assertRaises(WriteError):
             self.items.update_one(
