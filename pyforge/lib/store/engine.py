@@ -1,0 +1,280 @@
+"""SQLite connections and transactions for one store.
+
+A file store opens one connection per thread and per process, in WAL
+mode so that readers never wait for the writer, and reopens it after
+os.fork() because SQLite connections must not cross a fork. Every
+write runs inside BEGIN IMMEDIATE, which takes the database's write
+lock up front, so a read-modify-write such as $inc cannot interleave
+with another process's. Transactions nest: an inner one joins the
+outer one.
+
+An in-memory store has a single connection, shared by the threads of
+one process under a lock.
+"""
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+
+from pymongo.errors import InvalidOperation
+
+from pyforge.lib.store import catalog
+
+log = logging.getLogger(__name__)
+
+# How long a write waits for another connection's write lock, in
+# seconds, before sqlite3 raises OperationalError('database is locked').
+BUSY_TIMEOUT = 30.0
+
+# Connections inherited from the parent process over os.fork(). They
+# are kept referenced, never used or closed, so that garbage
+# collection in the child does not close the parent's SQLite handles.
+_inherited_connections = []
+
+
+class _State:
+    """The connection of one thread and its transaction depth."""
+
+    __slots__ = ('connection', 'pid', 'generation', 'depth', 'writing')
+
+    def __init__(self, connection, generation):
+        self.connection = connection
+        self.pid = os.getpid()
+        self.generation = generation
+        self.depth = 0
+        self.writing = False
+
+
+class Engine:
+    """Base of the file and memory engines: transactions on a state."""
+
+    busy_timeout = BUSY_TIMEOUT
+
+    def _state(self):
+        raise NotImplementedError
+
+    def _lock(self):
+        return contextlib.nullcontext()
+
+    def connection(self):
+        """Return the calling thread's connection, opening it if needed."""
+        return self._state().connection
+
+    @contextlib.contextmanager
+    def write(self, savepoint=False):
+        """Run the block in a write transaction and yield the connection.
+
+        The outermost call runs BEGIN IMMEDIATE and commits when the
+        block ends, or rolls back if it raises. A nested call joins the
+        outer transaction; with savepoint=True it also rolls back its
+        own writes, and only those, when its block raises.
+        """
+        with self._lock():
+            state = self._state()
+            if state.depth == 0:
+                with self._outermost(state, 'BEGIN IMMEDIATE', True):
+                    yield state.connection
+                return
+            if not state.writing:
+                raise InvalidOperation(
+                    'cannot write inside a read transaction; finish '
+                    'iterating the read before writing')
+            state.depth += 1
+            try:
+                if savepoint:
+                    with _savepoint(state.connection, state.depth):
+                        yield state.connection
+                else:
+                    yield state.connection
+            finally:
+                state.depth -= 1
+
+    @contextlib.contextmanager
+    def read(self):
+        """Run the block in a read transaction and yield the connection.
+
+        All reads of the block see one snapshot of the database. Inside
+        a write transaction the block joins it and sees its writes.
+        """
+        with self._lock():
+            state = self._state()
+            if state.depth:
+                state.depth += 1
+                try:
+                    yield state.connection
+                finally:
+                    state.depth -= 1
+                return
+            with self._outermost(state, 'BEGIN', False):
+                yield state.connection
+
+    @contextlib.contextmanager
+    def savepoint(self):
+        """Undo the block's writes if it raises, inside a transaction."""
+        state = self._state()
+        state.depth += 1
+        try:
+            with _savepoint(state.connection, state.depth):
+                yield state.connection
+        finally:
+            state.depth -= 1
+
+    @contextlib.contextmanager
+    def _outermost(self, state, begin, writing):
+        connection = state.connection
+        connection.execute(begin)
+        state.depth = 1
+        state.writing = writing
+        try:
+            yield
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute('ROLLBACK')
+            raise
+        else:
+            try:
+                connection.execute('COMMIT')
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute('ROLLBACK')
+                raise
+        finally:
+            state.depth = 0
+            state.writing = False
+
+    @contextlib.contextmanager
+    def count_steps(self):
+        """Count the SQLite virtual machine steps run inside the block.
+
+        Yields a one-item list whose item is the count so far. Tests use
+        it to show that a lookup does not scan: the count depends on the
+        query plan and not on timing.
+        """
+        connection = self.connection()
+        counter = [0]
+
+        def count():
+            counter[0] += 1
+            return 0
+
+        connection.set_progress_handler(count, 1)
+        try:
+            yield counter
+        finally:
+            connection.set_progress_handler(None, 1)
+
+
+@contextlib.contextmanager
+def _savepoint(connection, depth):
+    name = 'store_%d' % depth
+    connection.execute('SAVEPOINT %s' % name)
+    try:
+        yield
+    except BaseException:
+        connection.execute('ROLLBACK TO %s' % name)
+        connection.execute('RELEASE %s' % name)
+        raise
+    connection.execute('RELEASE %s' % name)
+
+
+class FileEngine(Engine):
+    """Connections to one SQLite database file."""
+
+    def __init__(self, path):
+        self.path = path
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._generation = 0
+        self._opened = []
+
+    def _state(self):
+        state = getattr(self._local, 'state', None)
+        if state is not None:
+            if state.pid == os.getpid():
+                if state.generation == self._generation:
+                    return state
+            else:
+                _inherited_connections.append(state.connection)
+        state = _State(self._open(), self._generation)
+        self._local.state = state
+        return state
+
+    def _open(self):
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None,
+            check_same_thread=False)
+        # WAL lets readers run while one writer commits; NORMAL sync in
+        # WAL mode can lose the last commits on power loss, not corrupt.
+        connection.execute('PRAGMA journal_mode=WAL')
+        connection.execute('PRAGMA synchronous=NORMAL')
+        catalog.create_catalog(connection)
+        with self._guard:
+            self._opened.append((os.getpid(), connection))
+        log.debug('opened SQLite store %s in process %d, thread %s',
+                  self.path, os.getpid(), threading.current_thread().name)
+        return connection
+
+    def close(self):
+        """Close this process's connections; later calls reopen them."""
+        with self._guard:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        pid = os.getpid()
+        for owner, connection in opened:
+            if owner == pid:
+                connection.close()
+
+
+class MemoryEngine(Engine):
+    """A private in-memory database, shared by the threads of a process.
+
+    The process-wide lock is re-entrant, so a thread in a transaction
+    can run store calls, and other threads wait for the transaction to
+    end for at most busy_timeout seconds.
+    """
+
+    path = ':memory:'
+
+    def __init__(self):
+        self._pid = os.getpid()
+        self._mutex = threading.RLock()
+        connection = sqlite3.connect(
+            ':memory:', isolation_level=None, check_same_thread=False)
+        catalog.create_catalog(connection)
+        self._shared = _State(connection, 0)
+
+    @contextlib.contextmanager
+    def _lock(self):
+        if not self._mutex.acquire(timeout=self.busy_timeout):
+            raise sqlite3.OperationalError(
+                'database is locked: another thread kept the in-memory '
+                'store for more than %s seconds' % self.busy_timeout)
+        try:
+            yield
+        finally:
+            self._mutex.release()
+
+    def _state(self):
+        if os.getpid() != self._pid:
+            raise InvalidOperation(
+                'an in-memory store cannot be used after os.fork(); use '
+                'a sqlite:/// file URL to share a store between processes')
+        if self._shared is None:
+            raise InvalidOperation(
+                'this in-memory store was closed and its documents '
+                'discarded; call connect() again for a new one')
+        return self._shared
+
+    def connection(self):
+        """Return the shared connection; hold the lock while using it."""
+        with self._lock():
+            return self._state().connection
+
+    def close(self):
+        """Close the database, which discards every document in it."""
+        with self._lock():
+            if self._shared is not None:
+                self._shared.connection.close()
+                self._shared = None

@@ -1,0 +1,151 @@
+"""Rows of one collection: documents and their index entries.
+
+A Table works on one connection inside a transaction opened by the
+caller. Every write keeps the secondary indexes in step with the
+document, and a write that violates a unique index raises MongoDB's
+DuplicateKeyError after undoing its own changes.
+"""
+
+import sqlite3
+
+from pymongo.errors import DuplicateKeyError
+
+from pyforge.lib.store.documents import decode_document
+from pyforge.lib.store.indexes import (
+    ID_INDEX_KEYS, ID_INDEX_NAME, index_entries, key_pattern)
+from pyforge.lib.store.keys import encode_key
+
+DUPLICATE_KEY = 11000
+
+
+class Row:
+    """A stored document: natural-order position, _id key and BSON."""
+
+    __slots__ = ('seq', 'id_key', 'data', '_document')
+
+    def __init__(self, seq, id_key, data):
+        self.seq = seq
+        self.id_key = id_key
+        self.data = data
+        self._document = None
+
+    @property
+    def document(self):
+        """The decoded document; decode again for a copy to modify."""
+        if self._document is None:
+            self._document = decode_document(self.data)
+        return self._document
+
+
+class Table:
+    """Reads and writes the SQL tables of one collection."""
+
+    def __init__(self, engine, connection, info):
+        self.engine = engine
+        self.connection = connection
+        self.info = info
+
+    def row_by_id_key(self, id_key):
+        """Return the Row whose encoded _id is id_key, or None."""
+        found = self.connection.execute(
+            'SELECT seq, id, document FROM %s WHERE id = ?'
+            % self.info.table, (id_key,)).fetchone()
+        return Row(*found) if found else None
+
+    def rows_in_index_range(self, index, low, high):
+        """Yield the Rows with an entry in index from low to high."""
+        cursor = self.connection.execute(
+            'SELECT d.seq, d.id, d.document FROM %s AS i '
+            'JOIN %s AS d ON d.id = i.id WHERE i.key >= ? AND i.key < ?'
+            % (index.table, self.info.table), (low, high))
+        try:
+            for found in cursor:
+                yield Row(*found)
+        finally:
+            cursor.close()
+
+    def all_rows(self):
+        """Yield every Row in natural (insertion) order."""
+        cursor = self.connection.execute(
+            'SELECT seq, id, document FROM %s ORDER BY seq'
+            % self.info.table)
+        try:
+            for found in cursor:
+                yield Row(*found)
+        finally:
+            cursor.close()
+
+    def insert(self, document, data):
+        """Insert a validated document and its BSON bytes."""
+        id_key = encode_key(document['_id'])
+        with self.engine.savepoint():
+            seq = self.connection.execute(
+                'SELECT coalesce(max(seq), 0) + 1 FROM %s'
+                % self.info.table).fetchone()[0]
+            try:
+                self.connection.execute(
+                    'INSERT INTO %s (id, seq, document) VALUES (?, ?, ?)'
+                    % self.info.table, (id_key, seq, data))
+            except sqlite3.IntegrityError:
+                raise self._duplicate(
+                    ID_INDEX_NAME, ID_INDEX_KEYS, (document['_id'],)
+                ) from None
+            for index in self.info.indexes:
+                self._add_entries(
+                    index, id_key, index_entries(document, index.keys))
+
+    def replace(self, row, document, data):
+        """Store a new version of a row's document, keeping its _id."""
+        with self.engine.savepoint():
+            self.connection.execute(
+                'UPDATE %s SET document = ? WHERE id = ?'
+                % self.info.table, (data, row.id_key))
+            for index in self.info.indexes:
+                old = index_entries(row.document, index.keys)
+                new = index_entries(document, index.keys)
+                self._remove_entries(
+                    index, row.id_key, [key for key in old if key not in new])
+                self._add_entries(index, row.id_key, {
+                    key: values for key, values in new.items()
+                    if key not in old})
+
+    def delete(self, row):
+        """Delete a row's document and its index entries."""
+        self.connection.execute(
+            'DELETE FROM %s WHERE id = ?' % self.info.table, (row.id_key,))
+        for index in self.info.indexes:
+            entries = index_entries(row.document, index.keys)
+            self._remove_entries(index, row.id_key, list(entries))
+
+    def fill_index(self, index):
+        """Add the entries of every stored document to a new index."""
+        for row in self.all_rows():
+            self._add_entries(
+                index, row.id_key, index_entries(row.document, index.keys))
+
+    def _add_entries(self, index, id_key, entries):
+        for key, values in entries.items():
+            try:
+                self.connection.execute(
+                    'INSERT INTO %s (key, id) VALUES (?, ?)' % index.table,
+                    (key, id_key))
+            except sqlite3.IntegrityError:
+                raise self._duplicate(
+                    index.name, index.keys, values) from None
+
+    def _remove_entries(self, index, id_key, keys):
+        for key in keys:
+            self.connection.execute(
+                'DELETE FROM %s WHERE key = ? AND id = ?' % index.table,
+                (key, id_key))
+
+    def _duplicate(self, name, keys, values):
+        pattern = key_pattern(keys)
+        key_value = dict(zip(pattern, values))
+        message = (
+            'E11000 duplicate key error collection: %s.%s index: %s '
+            'dup key: %r' % (self.info.database, self.info.name, name,
+                             key_value))
+        return DuplicateKeyError(message, DUPLICATE_KEY, {
+            'index': 0, 'code': DUPLICATE_KEY, 'errmsg': message,
+            'keyPattern': pattern, 'keyValue': key_value})

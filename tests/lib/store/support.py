@@ -1,0 +1,81 @@
+"""Backends for the conformance suite and helpers shared by store tests.
+
+A conformance test case class mixes its tests with one backend, which
+supplies self.db: the SQLite store in memory, the SQLite store in a
+file, or mongomock as a reference for MongoDB's behaviour.
+"""
+
+import functools
+import shutil
+import tempfile
+
+import mongomock
+
+from pyforge.lib.store import connect
+
+
+def _skip_on_mongomock(message):
+    def decorate(test):
+        @functools.wraps(test)
+        def run(self):
+            if self.backend == 'mongomock':
+                self.skipTest(message)
+            return test(self)
+        return run
+    return decorate
+
+
+def mongomock_differs(reason):
+    """Skip a test on mongomock, where it differs from MongoDB.
+
+    The test states MongoDB's documented behaviour, which the SQLite
+    store follows; reason says what mongomock does instead.
+    """
+    return _skip_on_mongomock('mongomock differs from MongoDB: ' + reason)
+
+
+def sqlite_only(reason):
+    """Skip a test on mongomock because it checks a store limitation."""
+    return _skip_on_mongomock('SQLite store only: ' + reason)
+
+
+class TemporaryFolderMixin:
+    """Give each test a temporary folder, removed after the test."""
+
+    def make_folder(self):
+        folder = tempfile.mkdtemp(prefix='pyforge-store-test-')
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        return folder
+
+
+class MemoryBackend:
+    """Run the tests on an in-memory SQLite store."""
+
+    backend = 'sqlite-memory'
+
+    def setUp(self):
+        super().setUp()
+        self.db = connect('sqlite://', 'test')
+        self.addCleanup(self.db.close)
+
+
+class FileBackend(TemporaryFolderMixin):
+    """Run the tests on a SQLite store file in a temporary folder."""
+
+    backend = 'sqlite-file'
+
+    def setUp(self):
+        super().setUp()
+        folder = self.make_folder()
+        self.db = connect('sqlite:///%s/store.sqlite' % folder, 'test')
+        self.addCleanup(self.db.close)
+
+
+class MongomockBackend:
+    """Run the tests on mongomock, the reference for MongoDB semantics."""
+
+    backend = 'mongomock'
+
+    def setUp(self):
+        super().setUp()
+        self.db = mongomock.MongoClient()['test']
