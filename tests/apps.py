@@ -19,7 +19,7 @@ def record_call(method, routing_key, data, app=None):
         'project_id': c.project._id,
         'app': c.app.mount_point if c.app is not None else None,
         'self': app.mount_point if app is not None else None,
-        'context_id': id(c._current_obj()),
+        'context': c._current_obj(),
         'leftover': getattr(c, 'leftover', None),
     })
     # A later call must never see this: c is fresh for every call.

@@ -50,11 +50,16 @@ def rabbitmqctl(*args):
     return result.stdout
 
 
+#: Prefix of the vhosts of this run; .ci/run sets it to delete whatever
+#: a crashed run left behind.
+VHOST_PREFIX = os.environ.get('PYFORGE_TEST_VHOST_PREFIX', 'pyforge-test')
+
+
 class Vhost:
     """A throw-away vhost, with guest allowed everything in it."""
 
-    def __init__(self, prefix='pyforge-test'):
-        self.name = '%s-%s' % (prefix, uuid.uuid4().hex[:12])
+    def __init__(self):
+        self.name = '%s-%s' % (VHOST_PREFIX, uuid.uuid4().hex[:12])
 
     @property
     def url(self):
@@ -71,17 +76,11 @@ class Vhost:
 
 
 class RabbitTestCase(unittest.TestCase):
-    """Gives each test class a vhost of its own in ``self.vhost``."""
+    """Gives each test a vhost of its own in ``self.vhost``, so no test
+    sees the queues and messages of another."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        require_rabbitmq(cls)
-        cls.vhost = Vhost().create()
-
-    @classmethod
-    def tearDownClass(cls):
-        vhost = getattr(cls, 'vhost', None)
-        if vhost is not None:
-            vhost.delete()
-        super().tearDownClass()
+    def setUp(self):
+        super().setUp()
+        require_rabbitmq(self)
+        self.vhost = Vhost().create()
+        self.addCleanup(self.vhost.delete)

@@ -83,6 +83,7 @@ class Worker:
         except StopNow:
             log.warning('worker %d stopped at once; the broker redelivers '
                         'the message it was handling', os.getpid())
+            self._abandon()
             return EXIT_ABORTED
         finally:
             self._disconnect()
@@ -209,6 +210,16 @@ class Worker:
                 delivery, attempts, ''))
             message.ack()
 
+    def _abandon(self):
+        """Drop the connection without the closing handshake, which a
+        connection interrupted mid-message may never complete."""
+        if self.connection is not None:
+            try:
+                self.connection.collect()
+            except Exception as exc:
+                log.debug('dropping the connection failed: %s', exc)
+            self.connection = None
+
     def _disconnect(self):
         if self._keeper is not None:
             self._keeper.stop()
@@ -230,7 +241,11 @@ class Worker:
 
     def _on_stop_signal(self, signum, frame):
         if self._stopping.is_set():
-            raise StopNow()
+            # Between messages the loop is already on its way out; only a
+            # listener is worth interrupting.
+            if self._handling:
+                raise StopNow()
+            return
         log.info('worker %d stopping after the message in hand',
                  os.getpid())
         self._stopping.set()

@@ -37,6 +37,7 @@ class ReactorTestCase(TempDirTestCase):
         self.environment = configure(self.ini)
         self.addCleanup(self.environment.close)
         self.db = self.environment.db
+        self.reactors = []
 
     def run_paster(self, *args):
         result = paster(*args, env=self.env)
@@ -46,7 +47,19 @@ class ReactorTestCase(TempDirTestCase):
     def start_reactor(self, *args):
         process = start_paster('reactor', self.ini, *args, env=self.env)
         self.addCleanup(_kill, process)
+        self.reactors.append(process)
         return process
+
+    def wait_for(self, condition, what, timeout=30.0):
+        """Wait for `condition`; on timeout, show the reactors' logs."""
+        try:
+            return wait_for(condition, timeout=timeout, what=what)
+        except AssertionError as exc:
+            logs = []
+            for process in self.reactors:
+                _kill(process)
+                logs.append(process.stderr.read())
+            raise AssertionError('%s\n%s' % (exc, '\n'.join(logs)))
 
     def stop(self, process, timeout=30):
         process.send_signal(signal.SIGTERM)
@@ -71,10 +84,11 @@ class ReactorFlowMixin:
         publish('audit', 'hello_forge.comment',
                 {'project_id': 'demo', 'mount_point': 'hello',
                  'text': 'hi'})
-        wait_for(lambda: self.app_options('notes').get('recent_changes')
+        self.wait_for(lambda: self.app_options('notes').get('recent_changes')
                  and self.app_options('wiki').get('recent_changes')
-                 and self.db.wiki_activity.find_one({'_id': 'demo'}),
-                 what='the wiki reactors')
+                 and self.db.wiki_activity.find_one({'_id': 'demo'})
+                 and self.db.hello_forge_stats.find_one({'_id': 'demo'}),
+                 what='every listener')
         self.assertEqual(self.app_options('hello')['comments'], ['hi'])
         change = self.app_options('wiki')['recent_changes'][0]
         self.assertEqual(change['text'], 'hi')
@@ -94,12 +108,12 @@ class ReactorFlowMixin:
         publish('audit', 'slow.work', {
             'project_id': 'demo', 'mount_point': 'slow', 'seconds': 2,
             'marker': marker, 'text': 'slow one'})
-        worker_pid = int(wait_for(
+        worker_pid = int(self.wait_for(
             lambda: os.path.exists(marker) and open(marker).read().split(),
             what='the slow listener to start')[0])
         os.kill(worker_pid, signal.SIGTERM)
-        wait_for(lambda: self.db.notes.find_one({'text': 'slow one'}),
-                 what='the slow listener to finish')
+        self.wait_for(lambda: self.db.notes.find_one({'text': 'slow one'}),
+                      what='the slow listener to finish')
         status, err = self.stop(reactor)
         self.assertEqual(status, 0, err)
         self.assertEqual(self.db.notes.count_documents({}), 1)
@@ -113,8 +127,8 @@ class ReactorFlowMixin:
         publish('audit', 'slow.work', {
             'project_id': 'demo', 'mount_point': 'slow', 'seconds': 1,
             'marker': marker, 'text': 'slow one'})
-        wait_for(lambda: os.path.exists(marker),
-                 what='the slow listener to start')
+        self.wait_for(lambda: os.path.exists(marker),
+                      what='the slow listener to start')
         status, err = self.stop(reactor)
         self.assertEqual(status, 0, err)
         self.assertEqual(self.db.notes.count_documents({}), 1)
@@ -147,7 +161,7 @@ class RabbitReactorTest(ReactorFlowMixin, ReactorTestCase, RabbitTestCase):
         for number in range(total):
             publish('audit', 'hello_forge.ping',
                     {'project_id': 'demo', 'number': number})
-        wait_for(lambda: self.db[records.COLLECTION].count_documents(
+        self.wait_for(lambda: self.db[records.COLLECTION].count_documents(
             {'queue': queue, 'status': records.DONE}) == total,
             what='%d records' % total)
         for process in (first, second):
