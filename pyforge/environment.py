@@ -53,7 +53,8 @@ class Environment:
         if publisher is None:
             connection = self.connection()
             connection.ensure_connection(max_retries=3)
-            log.info('connected to %s to publish', connection.as_uri())
+            log.info('connected to %s to publish',
+                     amqp.mask_url(self.settings.amqp_url))
             publisher = self._local.publisher = amqp.Publisher(connection)
         return publisher
 

@@ -1,5 +1,6 @@
 """``paster project``: create projects and mount apps in them."""
 
+import json
 import sys
 
 from pymongo.errors import DuplicateKeyError
@@ -20,13 +21,15 @@ class ProjectCommand(Command):
              '[--mount APP:MOUNT_POINT]...\n'
              '       CONFIG_FILE mount SHORTNAME APP:MOUNT_POINT '
              '[--option KEY=VALUE]...\n'
-             '       CONFIG_FILE list')
+             '       CONFIG_FILE list\n'
+             '       CONFIG_FILE show SHORTNAME')
     description = """\
     "create" adds a project; its id, which messages give as project_id,
     is the shortname unless --id says otherwise. "mount" mounts an
     installed app (its entry point name in the "pyforge" group) at a
     mount point of a project, which audit messages name as mount_point.
-    "list" prints every project and its mounted apps.
+    "list" prints every project and its mounted apps; "show" prints one
+    project with the options of each app as JSON.
     """
 
     parser = Command.standard_parser(verbose=False)
@@ -47,13 +50,13 @@ class ProjectCommand(Command):
 
     def run_command(self, args):
         if not args:
-            self.usage_error('give an action: create, mount or list')
+            self.usage_error('give an action: create, mount, list or show')
         action, rest = args[0], args[1:]
         actions = {'create': (self.create, 1), 'mount': (self.mount, 2),
-                   'list': (self.list, 0)}
+                   'list': (self.list, 0), 'show': (self.show, 1)}
         if action not in actions:
-            self.usage_error('unknown action %r; use create, mount or list'
-                             % action)
+            self.usage_error('unknown action %r; use %s'
+                             % (action, ', '.join(sorted(actions))))
         method, arity = actions[action]
         if len(rest) != arity:
             self.usage_error('"%s" takes %d argument(s), not %d'
@@ -102,6 +105,13 @@ class ProjectCommand(Command):
                   'create SHORTNAME"', file=sys.stderr)
             return 0
         print_table(rows)
+        return 0
+
+    def show(self, shortname):
+        project = _find_project(shortname)
+        shown = dict(project.document)
+        shown['apps'] = [config.document for config in project.app_configs()]
+        print(json.dumps(shown, indent=2, sort_keys=True, default=str))
         return 0
 
     def _mount(self, project, app_name, mount_point, skip_existing):

@@ -81,7 +81,8 @@ def connect(settings):
     options = {'polling_interval': settings.amqp_polling_interval}
     if scheme == 'filesystem':
         options.update(filesystem_options(url))
-        url = 'filesystem://'
+        # The folders travel in the options; a host keeps kombu quiet.
+        url = 'filesystem://localhost'
     if scheme in AMQP_SCHEMES:
         options['confirm_publish'] = True
     return kombu.Connection(

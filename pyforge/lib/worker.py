@@ -140,7 +140,8 @@ class Worker:
             consumer.consume()
         self._keeper = keeper_for(connection)
         log.info('worker %d connected to %s, consuming %d queue(s)',
-                 os.getpid(), connection.as_uri(), len(self._consumers))
+                 os.getpid(), amqp.mask_url(self.settings.amqp_url),
+                 len(self._consumers))
 
     def _consume(self):
         timeout = self._poll_timeout()
