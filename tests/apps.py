@@ -88,3 +88,38 @@ class SlowApp(Application):
         time.sleep(data.get('seconds', 0))
         session.insert_one('notes', {'text': data.get('text'),
                                      'pid': os.getpid()})
+
+
+class FaultApp(Application):
+    """Listeners that fail in each way a worker must survive."""
+
+    @audit('fault.ok')
+    def ok(self, routing_key, data):
+        """Store the text, or fail when the message says so."""
+        session.insert_one('notes', {'text': data.get('text')})
+        if data.get('fail'):
+            raise ValueError('asked to fail: %s' % data.get('text'))
+
+    @audit('fault.fail')
+    def fail(self, routing_key, data):
+        session.insert_one('notes', {'text': 'never persisted'})
+        raise ValueError('fault.fail always fails')
+
+    @audit('fault.kill')
+    def kill(self, routing_key, data):
+        """Kill the worker on the first delivery, or on every one."""
+        import os
+        import signal
+        marker = data.get('marker')
+        first = marker is None or not os.path.exists(marker)
+        if marker is not None:
+            open(marker, 'a').close()
+        if first or data.get('always'):
+            os.kill(os.getpid(), signal.SIGKILL)
+        session.insert_one('notes', {'text': data.get('text')})
+
+    @react('loop.#')
+    def loop(self, routing_key, data):
+        """Republish what it receives to its own routing key, forever."""
+        session.insert_one('notes', {'text': 'hop'})
+        publish('react', routing_key, data)

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -10,7 +11,7 @@ import time
 import unittest
 
 from pyforge.config import Settings
-from pyforge.environment import Environment
+from pyforge.environment import Environment, configure
 from pyforge.lib.context import pushed, session
 from pyforge.lib.message import Delivery, build_message
 from pyforge.model import AppConfig, Project, Session
@@ -47,17 +48,26 @@ class TempDirTestCase(unittest.TestCase):
                 'sqlite://%s/pyforge.sqlite' % self.tmp)
 
     def write_ini(self, amqp_url, mongo_url, extra=''):
-        """Write an .ini file for the paster commands; return its path."""
+        """Write an .ini file for the paster commands; return its path.
+
+        `extra` holds ``key = value`` lines that add or replace settings.
+        """
+        settings = {
+            'amqp.url': amqp_url,
+            'mongo.url': mongo_url,
+            'reactor.retry_delay': '0.05',
+            'reactor.retry_max_delay': '0.2',
+            'reactor.shutdown_timeout': '10',
+        }
+        for line in textwrap.dedent(extra).splitlines():
+            if line.strip():
+                key, _, value = line.partition('=')
+                settings[key.strip()] = value.strip()
         path = os.path.join(self.tmp, 'test.ini')
         with open(path, 'w', encoding='utf-8') as ini:
-            ini.write(textwrap.dedent('''\
-                [app:main]
-                amqp.url = %s
-                mongo.url = %s
-                reactor.retry_delay = 0.05
-                reactor.retry_max_delay = 0.2
-                reactor.shutdown_timeout = 10
-                ''') % (amqp_url, mongo_url) + textwrap.dedent(extra))
+            ini.write('[app:main]\n')
+            for key, value in settings.items():
+                ini.write('%s = %s\n' % (key, value))
         return path
 
 
@@ -159,3 +169,70 @@ def wait_for(condition, timeout=30.0, interval=0.05, what='condition'):
             raise AssertionError('timed out after %.0f s waiting for %s'
                                  % (timeout, what))
         time.sleep(interval)
+
+
+class ReactorTestCase(TempDirTestCase):
+    """Sets up the example apps and a demo project for `amqp_url()`."""
+
+    extra_settings = ''
+
+    def amqp_url(self):
+        raise NotImplementedError
+
+    def setUp(self):
+        super().setUp()
+        _, mongo_url = self.embedded_urls()
+        self.ini = self.write_ini(self.amqp_url(), mongo_url,
+                                  self.extra_settings)
+        register_apps(self.tmp, {'slow': 'tests.apps:SlowApp',
+                                 'fault': 'tests.apps:FaultApp'})
+        self.env = app_path_env(self.tmp)
+        self.run_paster('reactor_setup', self.ini)
+        self.run_paster(
+            'project', self.ini, 'create', 'demo', '--mount',
+            'hello_forge:hello', '--mount', 'wiki:wiki', '--mount',
+            'wiki:notes', '--mount', 'slow:slow', '--mount', 'fault:fault')
+        self.environment = configure(self.ini)
+        self.addCleanup(self.environment.close)
+        self.db = self.environment.db
+        self.reactors = []
+
+    def run_paster(self, *args):
+        result = paster(*args, env=self.env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result
+
+    def start_reactor(self, *args):
+        process = start_paster('reactor', self.ini, *args, env=self.env)
+        self.addCleanup(_kill, process)
+        self.reactors.append(process)
+        return process
+
+    def wait_for(self, condition, what, timeout=30.0):
+        """Wait for `condition`; on timeout, show the reactors' logs."""
+        try:
+            return wait_for(condition, timeout=timeout, what=what)
+        except AssertionError as exc:
+            logs = [_kill(process) for process in self.reactors]
+            raise AssertionError('%s\n%s' % (exc, '\n'.join(logs)))
+
+    def stop(self, process, timeout=30):
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=timeout)
+        return process.returncode, err
+
+    def app_options(self, mount_point):
+        config = self.db.app_configs.find_one({'mount_point': mount_point})
+        return config['options']
+
+
+def _kill(process):
+    """Kill `process` if it runs; return what it wrote to stderr."""
+    if process.poll() is None:
+        process.kill()
+    try:
+        _, err = process.communicate(timeout=30)
+    except ValueError:
+        # Its output was read already, by stop().
+        err = ''
+    return err or ''

@@ -53,7 +53,11 @@ class SetupCommand(Command):
                 print('%s: unbound %s' % (state.queue,
                                           ' '.join(state.unbound)),
                       file=sys.stderr)
-        return 0
+        failed = [state for state in states if state.error]
+        for state in failed:
+            print('%s: error: %s' % (self._prog_name(), state.error),
+                  file=sys.stderr)
+        return 1 if failed else 0
 
 
 def print_table(rows, stream=None):

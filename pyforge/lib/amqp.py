@@ -129,8 +129,10 @@ class Publisher(kombu.compat.Publisher):
         self._returned = []
         self._retry = retry
         virtual = is_virtual(connection)
+        # kombu sends a publish to '' through the producer's own exchange,
+        # so that must be the default exchange for dead letters to work.
         super().__init__(
-            connection, exchange=exchange(EXCHANGES[0]),
+            connection, exchange=kombu.Exchange(''),
             # Virtual channels have no basic.return to listen to.
             on_return=None if virtual else self._on_return)
         if virtual:

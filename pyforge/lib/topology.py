@@ -13,7 +13,6 @@ import logging
 
 import kombu
 
-from pyforge.exceptions import ConfigurationError
 from pyforge.lib import amqp
 
 log = logging.getLogger(__name__)
@@ -38,6 +37,8 @@ class QueueState:
     consumers: int
     #: Patterns that were bound before and are unbound now.
     unbound: tuple = ()
+    #: Why the queue could not be declared, for state ``differs``.
+    error: str = None
 
 
 def declare_topology(connection, listeners, db):
@@ -47,20 +48,29 @@ def declare_topology(connection, listeners, db):
     try:
         amqp.declare_exchanges(channel)
         amqp.dead_letter_queue()(channel).declare()
-        states = [_declare_listener(connection, channel, listener, db)
-                  for listener in listeners]
     finally:
         _close(channel)
+    states = []
+    for listener in listeners:
+        # A failed declare closes its channel, so each queue gets its own.
+        channel = connection.channel()
+        try:
+            states.append(_declare_listener(connection, channel, listener,
+                                            db))
+        finally:
+            _close(channel)
     return states
 
 
 def inspect_queue(connection, name):
     """Return ``(message_count, consumer_count)``, or None if `name` does
-    not exist. On virtual transports a queue exists once it is bound."""
+    not exist. On virtual transports, which keep no list of queues, a
+    queue exists once it is bound or holds messages."""
     channel = connection.channel()
     try:
         if amqp.is_virtual(connection):
-            if not _virtually_bound(channel, name):
+            if not (_virtually_bound(channel, name)
+                    or channel._size(name)):
                 return None
         try:
             _, messages, consumers = channel.queue_declare(
@@ -79,12 +89,13 @@ def _declare_listener(connection, channel, listener, db):
     try:
         queue(channel).declare()
     except connection.channel_errors as exc:
-        raise ConfigurationError(
-            'queue %r exists with other arguments than pyforge declares '
-            '(%s). To keep its messages: stop its workers, move them with '
-            'a shovel or "paster reactor_dead" tooling, delete the queue, '
-            'then run paster reactor_setup again' % (listener.queue, exc)
-        ) from None
+        log.error('cannot declare queue %s: %s', listener.queue, exc)
+        messages, consumers = found if found is not None else (0, 0)
+        return QueueState(
+            queue=listener.queue, exchange=listener.exchange,
+            patterns=listener.patterns, listener=listener.label,
+            state='differs', messages=messages, consumers=consumers,
+            error=_differs_advice(listener.queue, exc))
 
     stale = _stale_patterns(channel, listener, db)
     topic = amqp.exchange(listener.exchange)
@@ -114,6 +125,19 @@ def _declare_listener(connection, channel, listener, db):
         consumers=consumers,
         unbound=tuple(stale),
     )
+
+
+def _differs_advice(queue, exc):
+    return (
+        'queue %s exists with other arguments or properties than pyforge '
+        'declares (%s). RabbitMQ cannot change them in place. To migrate '
+        'it without losing messages: stop the workers consuming it, move '
+        'its messages to a temporary queue (for example with a shovel), '
+        'delete it (rabbitmqctl delete_queue -p VHOST %s), run paster '
+        'reactor_setup, and move the messages back. Settings such as '
+        'dead-lettering or limits are better set by a policy '
+        '(rabbitmqctl set_policy), which needs no new queue.'
+        % (queue, exc, queue))
 
 
 def _stale_patterns(channel, listener, db):

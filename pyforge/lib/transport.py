@@ -72,6 +72,8 @@ class _QueueFaithfulChannel:
             return super()._restore(message)
         payload = message.serializable()
         payload['redelivered'] = True
+        # What a consumer reads, as RabbitMQ's basic.deliver carries it.
+        payload['properties']['delivery_info']['redelivered'] = True
         self._put(queue, payload)
 
 
@@ -95,6 +97,23 @@ def _unbind_in_file(channel, exchange, binding_key, queue):
             filesystem.unlock(table_file)
 
 
+#: Broker state of each filesystem:// folder, by its control folder.
+_FOLDER_STATES = {}
+
+
+def _state_per_folder(transport, client, **kwargs):
+    """Give each folder its own broker state.
+
+    kombu keeps one state for every filesystem:// connection of a
+    process. Its record of bindings then makes a second folder look bound
+    already, and kombu skips writing the binding to that folder's files.
+    """
+    filesystem.Transport.__init__(transport, client, **kwargs)
+    folder = client.transport_options.get('control_folder', 'control')
+    transport.state = _FOLDER_STATES.setdefault(
+        os.path.abspath(folder), virtual.BrokerState())
+
+
 @functools.lru_cache(maxsize=None)
 def rabbit_compatible(transport_class):
     """Return a subclass of a virtual `transport_class` that routes like
@@ -108,10 +127,10 @@ def rabbit_compatible(transport_class):
                                topic=RabbitTopicExchange),
         '__module__': __name__,
     })
-    return type(transport_class.__name__, (transport_class,), {
-        'Channel': channel_class,
-        '__module__': __name__,
-    })
+    attributes = {'Channel': channel_class, '__module__': __name__}
+    if issubclass(transport_class, filesystem.Transport):
+        attributes['__init__'] = _state_per_folder
+    return type(transport_class.__name__, (transport_class,), attributes)
 
 
 def filesystem_options(url):

@@ -17,6 +17,8 @@ import signal
 import socket
 import threading
 
+from kombu.exceptions import OperationalError
+
 from pyforge.exceptions import ConfigurationError, PublishError
 from pyforge.lib import amqp
 from pyforge.lib.consumer import Consumer, HeldRetries
@@ -120,8 +122,9 @@ class Worker:
 
     def _is_connection_error(self, exc):
         connection = self.connection or self.environment.connection()
+        # kombu raises OperationalError when it cannot connect at all.
         errors = (connection.connection_errors + connection.channel_errors
-                  + (socket.error, OSError))
+                  + (OperationalError, OSError))
         return isinstance(exc, errors)
 
     def _connect(self):

@@ -4,77 +4,11 @@ import os
 import signal
 import unittest
 
-from pyforge.environment import configure
 from pyforge.lib.publish import publish
 from pyforge.lib.topology import inspect_queue
 from pyforge.model import records
 from tests.rabbit import RabbitTestCase
-from tests.support import (
-    TempDirTestCase, app_path_env, paster, register_apps, start_paster,
-    wait_for)
-
-
-class ReactorTestCase(TempDirTestCase):
-    """Sets up the example apps and a demo project for `amqp_url()`."""
-
-    extra_settings = ''
-
-    def amqp_url(self):
-        raise NotImplementedError
-
-    def setUp(self):
-        super().setUp()
-        _, mongo_url = self.embedded_urls()
-        self.ini = self.write_ini(self.amqp_url(), mongo_url,
-                                  self.extra_settings)
-        register_apps(self.tmp, {'slow': 'tests.apps:SlowApp'})
-        self.env = app_path_env(self.tmp)
-        self.run_paster('reactor_setup', self.ini)
-        self.run_paster(
-            'project', self.ini, 'create', 'demo', '--mount',
-            'hello_forge:hello', '--mount', 'wiki:wiki', '--mount',
-            'wiki:notes', '--mount', 'slow:slow')
-        self.environment = configure(self.ini)
-        self.addCleanup(self.environment.close)
-        self.db = self.environment.db
-        self.reactors = []
-
-    def run_paster(self, *args):
-        result = paster(*args, env=self.env)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        return result
-
-    def start_reactor(self, *args):
-        process = start_paster('reactor', self.ini, *args, env=self.env)
-        self.addCleanup(_kill, process)
-        self.reactors.append(process)
-        return process
-
-    def wait_for(self, condition, what, timeout=30.0):
-        """Wait for `condition`; on timeout, show the reactors' logs."""
-        try:
-            return wait_for(condition, timeout=timeout, what=what)
-        except AssertionError as exc:
-            logs = []
-            for process in self.reactors:
-                _kill(process)
-                logs.append(process.stderr.read())
-            raise AssertionError('%s\n%s' % (exc, '\n'.join(logs)))
-
-    def stop(self, process, timeout=30):
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=timeout)
-        return process.returncode, err
-
-    def app_options(self, mount_point):
-        config = self.db.app_configs.find_one({'mount_point': mount_point})
-        return config['options']
-
-
-def _kill(process):
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
+from tests.support import ReactorTestCase, wait_for
 
 
 class ReactorFlowMixin:

@@ -95,6 +95,32 @@ class RabbitSetupTest(SetupCommandMixin, TempDirTestCase, RabbitTestCase):
     def amqp_url(self):
         return self.vhost.url
 
+    def test_queue_with_other_arguments_reported(self):
+        import kombu
+        queue = 'audit.hello_forge.auditor'
+        with kombu.Connection(self.vhost.url) as connection:
+            channel = connection.channel()
+            kombu.Queue(queue, durable=True, queue_arguments={
+                'x-dead-letter-exchange': 'elsewhere'})(channel).declare()
+            kombu.Producer(channel).publish(
+                b'{}', routing_key=queue, content_type='application/json')
+        result = paster('reactor_setup', self.ini)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertNotIn('Traceback', result.stderr)
+        self.assertIn('queue %s exists with other arguments' % queue,
+                      result.stderr)
+        self.assertIn('PRECONDITION_FAILED', result.stderr)
+        self.assertIn('rabbitmqctl delete_queue -p VHOST %s' % queue,
+                      result.stderr)
+        rows = {line.split()[0]: line.split()
+                for line in result.stdout.splitlines()[1:]}
+        self.assertEqual(rows[queue][4:], ['differs', '1'])
+        self.assertEqual(rows['react.wiki.on_comment'][4], 'created')
+        with kombu.Connection(self.vhost.url) as connection:
+            _, messages, _ = connection.channel().queue_declare(
+                queue, passive=True)
+        self.assertEqual(messages, 1)
+
 
 class CommandUsageTest(TempDirTestCase):
 
