@@ -196,4 +196,3 @@ def delete_documents(collection, query, multi):
         for row in rows:
             table.delete(row)
     return len(rows)
-

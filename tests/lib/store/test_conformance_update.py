@@ -337,15 +337,18 @@ class DeleteCases:
         self.assertEqual(self.db.items.count_documents({}), 0)
 
 
-class MemoryUpdateOperatorTest(UpdateOperatorCases, MemoryBackend, unittest.TestCase):
+class MemoryUpdateOperatorTest(UpdateOperatorCases, MemoryBackend,
+                               unittest.TestCase):
     pass
 
 
-class FileUpdateOperatorTest(UpdateOperatorCases, FileBackend, unittest.TestCase):
+class FileUpdateOperatorTest(UpdateOperatorCases, FileBackend,
+                             unittest.TestCase):
     pass
 
 
-class MongomockUpdateOperatorTest(UpdateOperatorCases, MongomockBackend, unittest.TestCase):
+class MongomockUpdateOperatorTest(UpdateOperatorCases, MongomockBackend,
+                                  unittest.TestCase):
     pass
 
 
@@ -361,15 +364,18 @@ class MongomockUpsertTest(UpsertCases, MongomockBackend, unittest.TestCase):
     pass
 
 
-class MemoryFindOneAndUpdateTest(FindOneAndUpdateCases, MemoryBackend, unittest.TestCase):
+class MemoryFindOneAndUpdateTest(FindOneAndUpdateCases, MemoryBackend,
+                                 unittest.TestCase):
     pass
 
 
-class FileFindOneAndUpdateTest(FindOneAndUpdateCases, FileBackend, unittest.TestCase):
+class FileFindOneAndUpdateTest(FindOneAndUpdateCases, FileBackend,
+                               unittest.TestCase):
     pass
 
 
-class MongomockFindOneAndUpdateTest(FindOneAndUpdateCases, MongomockBackend, unittest.TestCase):
+class MongomockFindOneAndUpdateTest(FindOneAndUpdateCases, MongomockBackend,
+                                    unittest.TestCase):
     pass
 
 
