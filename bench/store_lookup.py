@@ -1,11 +1,11 @@
 """Benchmark lookups and $inc updates on the SQLite store and mongomock.
 
 For each collection size, both backends get a collection of that many
-documents plus one, with a non-unique index on 'name'. The script then
-times find_one by _id, find_one by the indexed 'name' and update_one
-with $inc on one document, on random existing documents, and prints
-operations per second with two ratios: SQLite store against mongomock,
-and each size against the smallest.
+documents plus one, with a non-unique index on 'name'. The script times
+find_one by _id, find_one by the indexed 'name' and update_one with
+$inc, each on random existing documents. It prints operations per
+second and two ratios: SQLite store against mongomock, and each size
+against the smallest.
 
 The SQLite store lives in a temporary folder that is removed at exit;
 nothing else is written. Each measurement stops after --repeat

@@ -1,10 +1,10 @@
 """BSON documents: normalization, validation and type names.
 
 Everything the store keeps or compares passes through bson.encode and
-bson.decode, so that types and their limits are MongoDB's: datetimes
-keep millisecond precision, sets and other non-BSON types are
-rejected, tuples become arrays and integers wider than 64 bits raise
-OverflowError.
+bson.decode, so that types and their limits are MongoDB's. Datetimes
+keep millisecond precision and tuples become arrays. Sets and other
+non-BSON types raise InvalidDocument, and integers wider than 64 bits
+raise OverflowError.
 """
 
 import datetime
@@ -90,7 +90,7 @@ def _reject_dollar_names_in_array(values):
 
 
 def is_number(value):
-    """Tell whether value is a BSON number (bool is not one)."""
+    """Return whether value is a BSON number (bool is not one)."""
     if value is True or value is False:
         return False
     return isinstance(value, (int, float, Decimal128))

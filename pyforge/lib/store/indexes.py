@@ -1,9 +1,9 @@
 """Secondary indexes: key patterns, names and the keys of a document.
 
-A document's entries in an index follow MongoDB: a missing field is
-indexed as null, an array field gives one entry per element (a
-multikey index), and a compound index may have at most one array
-field per document. Entries are canonical keys (see keys.py), so an
+A document's entries in an index follow MongoDB. A missing field is
+indexed as null, and an array field gives one entry per element (a
+multikey index). A compound index may have at most one array field
+per document. Entries are canonical keys (see keys.py), so an
 equality query finds its documents with one range lookup.
 """
 

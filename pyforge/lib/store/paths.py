@@ -19,16 +19,8 @@ class _Missing:
 MISSING = _Missing()
 
 
-def split_path(path):
-    """Return the parts of a dotted path, or None if a part is empty."""
-    parts = path.split('.')
-    if '' in parts:
-        return None
-    return parts
-
-
 def is_array_index(part):
-    """Tell whether a path part selects an array element by position."""
+    """Return whether a path part selects an array element by position."""
     return part.isascii() and part.isdigit()
 
 

@@ -29,7 +29,7 @@ def mongomock_differs(reason):
     """Skip a test on mongomock, where it differs from MongoDB.
 
     The test states MongoDB's documented behaviour, which the SQLite
-    store follows; reason says what mongomock does instead.
+    store follows. reason describes what mongomock does instead.
     """
     return _skip_on_mongomock('mongomock differs from MongoDB: ' + reason)
 
