@@ -53,20 +53,21 @@ def decode_document(data):
     return bson.decode(data)
 
 
+def write_error(message, code):
+    """Return a WriteError shaped like the server's for one operation."""
+    return WriteError(
+        message, code, {'index': 0, 'code': code, 'errmsg': message})
+
+
 def validate_id(value):
     """Raise WriteError when value cannot be a document's _id."""
     if isinstance(value, list):
-        raise WriteError(
+        raise write_error(
             "The '_id' value cannot be of type array: %r" % (value,),
-            INVALID_ID_FIELD, _details(INVALID_ID_FIELD))
+            INVALID_ID_FIELD)
     if isinstance(value, Regex):
-        raise WriteError(
-            "can't use a regex for _id: %r" % (value,),
-            INVALID_ID_FIELD, _details(INVALID_ID_FIELD))
-
-
-def _details(code):
-    return {'index': 0, 'code': code}
+        raise write_error(
+            "can't use a regex for _id: %r" % (value,), INVALID_ID_FIELD)
 
 
 def _reject_dollar_names(document):
