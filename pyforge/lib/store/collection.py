@@ -121,9 +121,12 @@ class Collection:
         inserted = writes.insert_documents(self, documents, ordered)
         return InsertManyResult(inserted)
 
-    def find(self, filter=None, projection=None, sort=None, skip=0,
-             limit=0):
-        """Return a Cursor over the documents that match filter."""
+    def find(self, filter=None, projection=None, skip=0, limit=0,
+             sort=None):
+        """Return a Cursor over the documents that match filter.
+
+        The first four parameters have pymongo's positional order.
+        """
         return Cursor(self, filter, projection, sort, skip, limit)
 
     def find_one(self, filter=None, *args, **kwargs):
@@ -138,7 +141,7 @@ class Collection:
             return document
         return None
 
-    def count_documents(self, filter, skip=0, limit=None):
+    def count_documents(self, filter, *, skip=0, limit=None):
         """Return the number of documents that match filter."""
         check_mapping('filter', filter)
         if limit is not None and limit <= 0:
@@ -233,7 +236,7 @@ class Collection:
         check_mapping('filter', filter)
         return DeleteResult(writes.delete_documents(self, filter, True))
 
-    def create_index(self, keys, unique=False, name=None, **options):
+    def create_index(self, keys, *, unique=False, name=None, **options):
         """Create an index unless an identical one exists; return its name.
 
         keys is a field name or a list of (field, direction) pairs.
