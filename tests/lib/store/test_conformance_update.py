@@ -160,7 +160,7 @@ class UpdateOperatorCases:
     @mongomock_differs('raises ValueError, MongoDB WriteError code 9')
     def test_unknown_update_operator(self):
         with self.assertRaises(WriteError) as caught:
-            self.items.update_one({'_id': 1}, {'$rename': {'n': 'm'}})
+            self.items.update_one({'_id': 1}, {'$foo': {'n': 'm'}})
         self.assertEqual(caught.exception.code, 9)
 
     def test_changing_id(self):
