@@ -1,7 +1,7 @@
 """pyforge's document store: MongoDB, mongomock or embedded SQLite.
 
 connect() takes a store URL and returns an object with the part of
-pymongo's Database API that pyforge uses; transaction() groups writes
+pymongo's Database API that pyforge uses. transaction() groups writes
 on the SQLite store into one atomic transaction. docs/store.md
 describes the URLs, the supported API and the limits.
 """
@@ -38,9 +38,9 @@ def connect(url, database=None):
     mongodb:// and mongodb+srv:// give a pymongo Database named by the
     URL's path, else by database, else 'pyforge'. mongomock://[name]
     gives a new mongomock database. sqlite:///absolute/path/file.sqlite
-    opens (creating it and its folders) a SQLite store file, and
-    sqlite:// or sqlite:///:memory: a new, empty in-memory store; both
-    are named database, else 'pyforge'.
+    opens a SQLite store file, creating the file and its folders.
+    sqlite:// and sqlite:///:memory: give a new, empty in-memory store.
+    A SQLite database is named database, else 'pyforge'.
 
     Raises ConfigurationError for an invalid or unsupported URL, with
     any password in the URL masked.

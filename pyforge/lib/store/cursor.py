@@ -89,7 +89,7 @@ def sort_rows(rows, spec):
 
 
 class Cursor:
-    """Iterates over the documents a find() matches."""
+    """Iterator over the documents that a find() matches."""
 
     def __init__(self, collection, filter=None, projection=None, sort=None,
                  skip=0, limit=0):

@@ -1,10 +1,10 @@
 """BSON documents: normalization, validation and type names.
 
 Everything the store keeps or compares passes through bson.encode and
-bson.decode, so that types and their limits are MongoDB's: datetimes
-keep millisecond precision, sets and other non-BSON types are
-rejected, tuples become arrays and integers wider than 64 bits raise
-OverflowError.
+bson.decode, so that types and their limits are MongoDB's. Datetimes
+keep millisecond precision and tuples become arrays. Sets and other
+non-BSON types raise InvalidDocument, and integers wider than 64 bits
+raise OverflowError.
 """
 
 import datetime
@@ -53,20 +53,21 @@ def decode_document(data):
     return bson.decode(data)
 
 
+def write_error(message, code):
+    """Return a WriteError shaped like the server's for one operation."""
+    return WriteError(
+        message, code, {'index': 0, 'code': code, 'errmsg': message})
+
+
 def validate_id(value):
     """Raise WriteError when value cannot be a document's _id."""
     if isinstance(value, list):
-        raise WriteError(
+        raise write_error(
             "The '_id' value cannot be of type array: %r" % (value,),
-            INVALID_ID_FIELD, _details(INVALID_ID_FIELD))
+            INVALID_ID_FIELD)
     if isinstance(value, Regex):
-        raise WriteError(
-            "can't use a regex for _id: %r" % (value,),
-            INVALID_ID_FIELD, _details(INVALID_ID_FIELD))
-
-
-def _details(code):
-    return {'index': 0, 'code': code}
+        raise write_error(
+            "can't use a regex for _id: %r" % (value,), INVALID_ID_FIELD)
 
 
 def _reject_dollar_names(document):
@@ -90,7 +91,7 @@ def _reject_dollar_names_in_array(values):
 
 
 def is_number(value):
-    """Tell whether value is a BSON number (bool is not one)."""
+    """Return whether value is a BSON number (bool is not one)."""
     if value is True or value is False:
         return False
     return isinstance(value, (int, float, Decimal128))

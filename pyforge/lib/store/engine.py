@@ -1,8 +1,9 @@
 """SQLite connections and transactions for one store.
 
-A file store opens one connection per thread and per process, in WAL
-mode so that readers never wait for the writer, and reopens it after
-os.fork() because SQLite connections must not cross a fork. Every
+A file store opens one connection per thread and per process. WAL
+mode lets readers run while a writer commits. The connection is
+reopened after os.fork() because SQLite connections must not cross a
+fork. Every
 write runs inside BEGIN IMMEDIATE, which takes the database's write
 lock up front, so a read-modify-write such as $inc cannot interleave
 with another process's. Transactions nest: an inner one joins the

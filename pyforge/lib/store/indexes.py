@@ -1,9 +1,9 @@
 """Secondary indexes: key patterns, names and the keys of a document.
 
-A document's entries in an index follow MongoDB: a missing field is
-indexed as null, an array field gives one entry per element (a
-multikey index), and a compound index may have at most one array
-field per document. Entries are canonical keys (see keys.py), so an
+A document's entries in an index follow MongoDB. A missing field is
+indexed as null, and an array field gives one entry per element (a
+multikey index). A compound index may have at most one array field
+per document. Entries are canonical keys (see keys.py), so an
 equality query finds its documents with one range lookup.
 """
 
@@ -12,6 +12,7 @@ import itertools
 
 from pymongo.errors import OperationFailure, WriteError
 
+from pyforge.lib.store import catalog
 from pyforge.lib.store.keys import encode_compound_key, encode_key
 from pyforge.lib.store.paths import MISSING, iter_values
 
@@ -21,8 +22,15 @@ DIRECTIONS = (1, -1)
 # Options MongoDB has ignored since 4.2; any other option is rejected.
 IGNORED_OPTIONS = ('background',)
 
+# MongoDB's error codes for index and namespace errors.
+NAMESPACE_NOT_FOUND = 26
+INDEX_NOT_FOUND = 27
 CANNOT_CREATE_INDEX = 67
+INVALID_OPTIONS = 72
+INDEX_OPTIONS_CONFLICT = 85
+INDEX_KEY_SPECS_CONFLICT = 86
 CANNOT_INDEX_PARALLEL_ARRAYS = 171
+INVALID_INDEX_SPECIFICATION_OPTION = 197
 
 
 def normalize_keys(keys):
@@ -118,3 +126,80 @@ def _field_keys(document, field):
                 seen.add(key)
                 values.append(candidate)
     return values, is_array
+
+
+def create_index(collection, keys, unique, name, options):
+    """Create an index on a collection unless it exists; return its name.
+
+    Raises DuplicateKeyError when unique and two stored documents share
+    a key, and OperationFailure for an unsupported option or when an
+    index with the same name or the same keys but other options exists.
+    """
+    keys = normalize_keys(keys)
+    for option in options:
+        if option not in IGNORED_OPTIONS:
+            raise OperationFailure(
+                'index option %r is not supported by this store; it '
+                'supports unique and name' % option,
+                INVALID_INDEX_SPECIFICATION_OPTION)
+    name = name or index_name(keys)
+    with collection._write_table(create=True) as table:
+        if keys == ID_INDEX_KEYS:
+            # Every collection has a unique _id index already.
+            return name
+        existing = _conflicting_index(table.info, keys, unique, name)
+        if existing is not None:
+            return existing
+        table.info = catalog.add_index(
+            table.connection, table.info, name, keys, bool(unique))
+        table.fill_index(table.info.indexes[-1])
+    return name
+
+
+def drop_index(collection, index_or_name):
+    """Drop a collection's index given by name or by key pattern."""
+    name = index_or_name
+    if not isinstance(name, str):
+        name = index_name(normalize_keys(index_or_name))
+    if name == ID_INDEX_NAME:
+        raise OperationFailure('cannot drop _id index', INVALID_OPTIONS)
+    with collection._write_table() as table:
+        if table is None:
+            raise OperationFailure(
+                'ns not found %s' % collection.full_name,
+                NAMESPACE_NOT_FOUND)
+        for index in table.info.indexes:
+            if index.name == name:
+                catalog.remove_index(table.connection, table.info, index)
+                return
+    raise OperationFailure(
+        'index not found with name [%s]' % name, INDEX_NOT_FOUND)
+
+
+def _conflicting_index(info, keys, unique, name):
+    """Return name if the index exists as requested, None if it does not.
+
+    Raises OperationFailure when an index has the same name or keys
+    but differs otherwise.
+    """
+    for index in info.indexes:
+        same_keys = index.keys == keys
+        if index.name == name:
+            if same_keys and index.unique == bool(unique):
+                return name
+            raise OperationFailure(
+                'An existing index has the same name as the requested '
+                'index. Requested index: %s %s unique=%s, existing index: '
+                '%s %s unique=%s' % (name, list(keys), bool(unique),
+                                     index.name, list(index.keys),
+                                     index.unique),
+                INDEX_KEY_SPECS_CONFLICT)
+        if same_keys:
+            raise OperationFailure(
+                'Index already exists with a different name: %s; requested '
+                'name: %s' % (index.name, name), INDEX_OPTIONS_CONFLICT)
+    if name == ID_INDEX_NAME:
+        raise OperationFailure(
+            'index name %r is reserved for the _id index' % name,
+            INDEX_KEY_SPECS_CONFLICT)
+    return None

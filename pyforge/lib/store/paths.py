@@ -1,10 +1,19 @@
-"""Dotted field paths, read the way MongoDB's query language reads them.
+"""Dotted field paths: reading them for queries, resolving them for updates.
 
-A path such as 'a.b' descends into embedded documents. Where it meets
-an array, it continues into every element that is a document, and a
-numeric part such as '0' in 'a.0.b' also selects the element at that
-position. Arrays nested directly in arrays are not descended into.
+For queries, a path such as 'a.b' descends into embedded documents.
+Where it meets an array, it continues into every element that is a
+document, and a numeric part such as '0' in 'a.0.b' also selects the
+element at that position. Arrays nested directly in arrays are not
+descended into.
+
+For updates, a path names one place: a numeric part is the only way
+into an array, and missing embedded documents can be created.
 """
+
+from pyforge.lib.store.documents import write_error
+
+# MongoDB's error code for a path that runs into a scalar.
+PATH_NOT_VIABLE = 28
 
 
 class _Missing:
@@ -19,16 +28,8 @@ class _Missing:
 MISSING = _Missing()
 
 
-def split_path(path):
-    """Return the parts of a dotted path, or None if a part is empty."""
-    parts = path.split('.')
-    if '' in parts:
-        return None
-    return parts
-
-
 def is_array_index(part):
-    """Tell whether a path part selects an array element by position."""
+    """Return whether a path part selects an array element by position."""
     return part.isascii() and part.isdigit()
 
 
@@ -71,3 +72,59 @@ def present_values(value, parts):
     """Return the values that parts reach, leaving out MISSING."""
     return [item for item in iter_values(value, parts)
             if item is not MISSING]
+
+
+def locate(document, parts, create):
+    """Return (container, key) for the last part of a path.
+
+    With create, missing embedded documents are added and a scalar in
+    the way raises WriteError; without it, returns None instead.
+    """
+    node = document
+    for depth, part in enumerate(parts):
+        if isinstance(node, list) and not is_array_index(part):
+            # Only a position can address one element of an array.
+            if not create:
+                return None
+            raise _path_not_viable(parts, depth, parts[depth - 1], node)
+        if depth == len(parts) - 1:
+            return node, part
+        child = get_field(node, part)
+        if child is MISSING:
+            if not create:
+                return None
+            child = {}
+            store_field(node, part, child)
+        elif not isinstance(child, (dict, list)):
+            if not create:
+                return None
+            raise _path_not_viable(parts, depth + 1, part, child)
+        node = child
+
+
+def _path_not_viable(parts, depth, name, value):
+    return write_error(
+        "Cannot create field '%s' in element {%s: %r}"
+        % (parts[depth], name, value), PATH_NOT_VIABLE)
+
+
+def get_field(container, key):
+    """Return container[key] for a document or an array, else MISSING."""
+    if isinstance(container, dict):
+        return container.get(key, MISSING)
+    if not is_array_index(key):
+        return MISSING
+    index = int(key)
+    return container[index] if index < len(container) else MISSING
+
+
+def store_field(container, key, value):
+    """Set container[key] in a document or, by position, in an array."""
+    if isinstance(container, dict):
+        container[key] = value
+        return
+    index = int(key)
+    if index >= len(container):
+        # MongoDB pads an array with nulls up to the position written.
+        container.extend([None] * (index + 1 - len(container)))
+    container[index] = value

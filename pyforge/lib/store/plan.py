@@ -65,7 +65,7 @@ def _natural_order(row):
 
 
 def _usable(values, allow_arrays=False):
-    """Tell whether an index lookup of values finds every match.
+    """Return whether an index lookup of values finds every match.
 
     An array value also matches arrays equal to it, which the index
     does not list as a key, so arrays need a scan except on _id,

@@ -34,7 +34,7 @@ def compile_filter(query):
 
     The function takes a decoded document and returns True when the
     document matches. query must already be BSON-normalized (see
-    documents.normalize) so that it holds only decoded BSON types.
+    documents.normalize), so that it contains only decoded BSON types.
     """
     conditions = []
     for name, value in query.items():
@@ -51,7 +51,7 @@ def compile_filter(query):
 
 
 def is_operator_expression(value):
-    """Tell whether a filter value is an operator document like
+    """Return whether a filter value is an operator document like
     {'$gt': 1}, as opposed to an embedded document to compare with."""
     if not isinstance(value, dict) or not value:
         return False

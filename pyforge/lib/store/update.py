@@ -6,15 +6,17 @@ MongoDB's: a WriteError with the server's code and message, or a
 ValueError where pymongo checks the update before sending it.
 """
 
+import collections.abc
 import decimal
 
 from bson.decimal128 import Decimal128, create_decimal128_context
 from bson.int64 import Int64
-from pymongo.errors import WriteError
+from pymongo.errors import OperationFailure
 
-from pyforge.lib.store.documents import bson_type_name, is_number, normalize
+from pyforge.lib.store.documents import (
+    bson_type_name, is_number, normalize, write_error)
 from pyforge.lib.store.keys import encode_key
-from pyforge.lib.store.paths import MISSING, is_array_index
+from pyforge.lib.store.paths import MISSING, get_field, locate, store_field
 from pyforge.lib.store.query import compile_filter, is_operator_expression
 
 UPDATE_OPERATORS = (
@@ -24,19 +26,12 @@ UPDATE_OPERATORS = (
 BAD_VALUE = 2
 FAILED_TO_PARSE = 9
 TYPE_MISMATCH = 14
-PATH_NOT_VIABLE = 28
 CONFLICTING_UPDATE_OPERATORS = 40
 EMPTY_FIELD_NAME = 56
 IMMUTABLE_FIELD = 66
 
 _INT64_RANGE = range(-2 ** 63, 2 ** 63)
 _DECIMAL128_CONTEXT = create_decimal128_context()
-
-
-def write_error(message, code):
-    """Return a WriteError shaped like the server's for one operation."""
-    return WriteError(
-        message, code, {'index': 0, 'code': code, 'errmsg': message})
 
 
 class Update:
@@ -48,7 +43,18 @@ class Update:
         Raises ValueError for an empty update or one that mixes update
         operators with plain fields, and WriteError for an unknown
         operator, an empty field name or two paths that conflict.
+        Update pipelines raise OperationFailure.
         """
+        if isinstance(spec, list):
+            raise OperationFailure(
+                'update pipelines (a list of stages) are not supported by '
+                'this store; pass an update document with $ operators',
+                FAILED_TO_PARSE)
+        if not isinstance(spec, collections.abc.Mapping):
+            raise TypeError(
+                'update must either be a list or an instance of dict, '
+                'bson.son.SON, or any other type that inherits from '
+                'collections.Mapping, not %s' % type(spec))
         if not spec:
             raise ValueError('update cannot be empty')
         plain = [name for name in spec if not name.startswith('$')]
@@ -157,82 +163,28 @@ def _check_conflicts(paths):
                     CONFLICTING_UPDATE_OPERATORS)
 
 
-def _locate(document, parts, create):
-    """Return (container, key) for the last part of a path.
-
-    With create, missing embedded documents are added and a scalar in
-    the way raises WriteError; without it, returns None instead.
-    """
-    node = document
-    for depth, part in enumerate(parts):
-        if isinstance(node, list) and not is_array_index(part):
-            # Only a position can address one element of an array.
-            if not create:
-                return None
-            raise _path_not_viable(parts, depth, parts[depth - 1], node)
-        if depth == len(parts) - 1:
-            return node, part
-        child = _get(node, part)
-        if child is MISSING:
-            if not create:
-                return None
-            child = {}
-            _store(node, part, child)
-        elif not isinstance(child, (dict, list)):
-            if not create:
-                return None
-            raise _path_not_viable(parts, depth + 1, part, child)
-        node = child
-
-
-def _path_not_viable(parts, depth, name, value):
-    return write_error(
-        "Cannot create field '%s' in element {%s: %r}"
-        % (parts[depth], name, value), PATH_NOT_VIABLE)
-
-
-def _get(container, key):
-    if isinstance(container, dict):
-        return container.get(key, MISSING)
-    if not is_array_index(key):
-        return MISSING
-    index = int(key)
-    return container[index] if index < len(container) else MISSING
-
-
-def _store(container, key, value):
-    if isinstance(container, dict):
-        container[key] = value
-        return
-    index = int(key)
-    if index >= len(container):
-        # MongoDB pads an array with nulls up to the position written.
-        container.extend([None] * (index + 1 - len(container)))
-    container[index] = value
-
-
 def _apply_set(document, path, parts, value):
-    container, key = _locate(document, parts, create=True)
-    _store(container, key, value)
+    container, key = locate(document, parts, create=True)
+    store_field(container, key, value)
 
 
 def _apply_unset(document, path, parts, operand):
-    location = _locate(document, parts, create=False)
+    location = locate(document, parts, create=False)
     if location is None:
         return
     container, key = location
     if isinstance(container, dict):
         container.pop(key, None)
-    elif _get(container, key) is not MISSING:
+    elif get_field(container, key) is not MISSING:
         # $unset on an array element sets it to null, keeping positions.
         container[int(key)] = None
 
 
 def _apply_inc(document, path, parts, amount):
-    container, key = _locate(document, parts, create=True)
-    current = _get(container, key)
+    container, key = locate(document, parts, create=True)
+    current = get_field(container, key)
     if current is MISSING:
-        _store(container, key, amount)
+        store_field(container, key, amount)
         return
     if not is_number(current):
         raise write_error(
@@ -240,7 +192,7 @@ def _apply_inc(document, path, parts, amount):
             "has the field '%s' of non-numeric type %s"
             % (document.get('_id'), path, bson_type_name(current)),
             TYPE_MISMATCH)
-    _store(container, key, _add(current, amount, document, path))
+    store_field(container, key, _add(current, amount, document, path))
 
 
 def _add(current, amount, document, path):
@@ -270,16 +222,16 @@ def _to_decimal(number):
 
 def _array_at(document, path, parts, operator, create):
     """Return the array at path for operator, or None where missing."""
-    location = _locate(document, parts, create=create)
+    location = locate(document, parts, create=create)
     if location is None:
         return None
     container, key = location
-    current = _get(container, key)
+    current = get_field(container, key)
     if current is MISSING:
         if not create:
             return None
         current = []
-        _store(container, key, current)
+        store_field(container, key, current)
     if isinstance(current, list):
         return current
     if operator == '$push':

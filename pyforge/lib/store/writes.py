@@ -12,12 +12,12 @@ from pymongo.errors import BulkWriteError, WriteError
 
 from pyforge.lib.store.cursor import sort_rows
 from pyforge.lib.store.documents import (
-    decode_document, encode_document, normalize)
+    decode_document, encode_document, normalize, write_error)
 from pyforge.lib.store.keys import encode_key
 from pyforge.lib.store.plan import matching_rows
 from pyforge.lib.store.query import compile_filter, equality_values
 from pyforge.lib.store.results import UpdateResult
-from pyforge.lib.store.update import IMMUTABLE_FIELD, Update, write_error
+from pyforge.lib.store.update import IMMUTABLE_FIELD, Update
 
 
 def insert_documents(collection, documents, ordered=True):
@@ -196,4 +196,3 @@ def delete_documents(collection, query, multi):
         for row in rows:
             table.delete(row)
     return len(rows)
-

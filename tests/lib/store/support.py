@@ -14,29 +14,20 @@ import mongomock
 from pyforge.lib.store import connect
 
 
-def _skip_on_mongomock(message):
-    def decorate(test):
-        @functools.wraps(test)
-        def run(self):
-            if self.backend == 'mongomock':
-                self.skipTest(message)
-            return test(self)
-        return run
-    return decorate
-
-
 def mongomock_differs(reason):
     """Skip a test on mongomock, where it differs from MongoDB.
 
     The test states MongoDB's documented behaviour, which the SQLite
-    store follows; reason says what mongomock does instead.
+    store follows. reason describes what mongomock does instead.
     """
-    return _skip_on_mongomock('mongomock differs from MongoDB: ' + reason)
-
-
-def sqlite_only(reason):
-    """Skip a test on mongomock because it checks a store limitation."""
-    return _skip_on_mongomock('SQLite store only: ' + reason)
+    def decorate(test):
+        @functools.wraps(test)
+        def run(self):
+            if self.backend == 'mongomock':
+                self.skipTest('mongomock differs from MongoDB: ' + reason)
+            return test(self)
+        return run
+    return decorate
 
 
 class TemporaryFolderMixin:

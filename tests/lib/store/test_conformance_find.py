@@ -436,7 +436,8 @@ class FileProjectionTest(ProjectionCases, FileBackend, unittest.TestCase):
     pass
 
 
-class MongomockProjectionTest(ProjectionCases, MongomockBackend, unittest.TestCase):
+class MongomockProjectionTest(ProjectionCases, MongomockBackend,
+                              unittest.TestCase):
     pass
 
 

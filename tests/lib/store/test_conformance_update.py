@@ -160,7 +160,7 @@ class UpdateOperatorCases:
     @mongomock_differs('raises ValueError, MongoDB WriteError code 9')
     def test_unknown_update_operator(self):
         with self.assertRaises(WriteError) as caught:
-            self.items.update_one({'_id': 1}, {'$rename': {'n': 'm'}})
+            self.items.update_one({'_id': 1}, {'$foo': {'n': 'm'}})
         self.assertEqual(caught.exception.code, 9)
 
     def test_changing_id(self):
@@ -337,15 +337,18 @@ class DeleteCases:
         self.assertEqual(self.db.items.count_documents({}), 0)
 
 
-class MemoryUpdateOperatorTest(UpdateOperatorCases, MemoryBackend, unittest.TestCase):
+class MemoryUpdateOperatorTest(UpdateOperatorCases, MemoryBackend,
+                               unittest.TestCase):
     pass
 
 
-class FileUpdateOperatorTest(UpdateOperatorCases, FileBackend, unittest.TestCase):
+class FileUpdateOperatorTest(UpdateOperatorCases, FileBackend,
+                             unittest.TestCase):
     pass
 
 
-class MongomockUpdateOperatorTest(UpdateOperatorCases, MongomockBackend, unittest.TestCase):
+class MongomockUpdateOperatorTest(UpdateOperatorCases, MongomockBackend,
+                                  unittest.TestCase):
     pass
 
 
@@ -361,15 +364,18 @@ class MongomockUpsertTest(UpsertCases, MongomockBackend, unittest.TestCase):
     pass
 
 
-class MemoryFindOneAndUpdateTest(FindOneAndUpdateCases, MemoryBackend, unittest.TestCase):
+class MemoryFindOneAndUpdateTest(FindOneAndUpdateCases, MemoryBackend,
+                                 unittest.TestCase):
     pass
 
 
-class FileFindOneAndUpdateTest(FindOneAndUpdateCases, FileBackend, unittest.TestCase):
+class FileFindOneAndUpdateTest(FindOneAndUpdateCases, FileBackend,
+                               unittest.TestCase):
     pass
 
 
-class MongomockFindOneAndUpdateTest(FindOneAndUpdateCases, MongomockBackend, unittest.TestCase):
+class MongomockFindOneAndUpdateTest(FindOneAndUpdateCases, MongomockBackend,
+                                    unittest.TestCase):
     pass
 
 

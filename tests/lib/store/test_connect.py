@@ -51,7 +51,8 @@ class SQLiteURLTest(TemporaryFolderMixin, unittest.TestCase):
         folder = self.make_folder()
         db = connect('sqlite://%s/my%%20store.sqlite' % folder)
         self.addCleanup(db.close)
-        self.assertTrue(os.path.isfile(os.path.join(folder, 'my store.sqlite')))
+        path = os.path.join(folder, 'my store.sqlite')
+        self.assertTrue(os.path.isfile(path))
 
     def test_memory_urls_give_fresh_stores(self):
         for url in ('sqlite://', 'sqlite:///:memory:'):

@@ -61,6 +61,17 @@ class UnsupportedFeatureTest(unittest.TestCase):
             self.db.items.update_one({'_id': 1}, update)
         self.assertIn('$slice', str(caught.exception))
 
+    def test_update_pipeline_rejected(self):
+        pipeline = [{'$set': {'name': 'beta'}}]
+        with self.assertRaises(OperationFailure) as caught:
+            self.db.items.update_one({'_id': 1}, pipeline)
+        self.assertIn('pipeline', str(caught.exception))
+
+    def test_positional_update_rejected(self):
+        update = {'$set': {'tags.$': 'y'}}
+        with self.assertRaises(WriteError):
+            self.db.items.update_one({'_id': 1, 'tags': 'x'}, update)
+
     def test_update_operator_rejected_on_no_match(self):
         with self.assertRaises(WriteError):
             self.db.items.update_one({'_id': 9}, {'$rename': {'a': 'b'}})
