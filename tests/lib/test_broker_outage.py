@@ -1,8 +1,8 @@
 """Workers and publishers through RabbitMQ restarts.
 
-These tests stop and start the RabbitMQ application of this machine
-(``rabbitmqctl stop_app``/``start_app``), so every vhost sees the outage;
-they always start it again.
+Each test class starts a RabbitMQ node of its own on a free loopback
+port and stops and starts its application (``rabbitmqctl stop_app`` and
+``start_app``), leaving the shared RabbitMQ alone.
 """
 
 import re
@@ -13,36 +13,48 @@ import unittest
 from pyforge.exceptions import PublishError
 from pyforge.lib.publish import publish
 from pyforge.lib.topology import inspect_queue
-from tests.rabbit import RabbitTestCase, rabbitmqctl
+from tests.rabbit import PrivateNode, Vhost, require_private_node
 from tests.support import ReactorTestCase
 
 SLOW_QUEUE = 'audit.slow.work'
 
 
-def stop_rabbitmq():
-    rabbitmqctl('stop_app')
-
-
-def start_rabbitmq():
-    rabbitmqctl('start_app')
-    rabbitmqctl('await_startup', '--timeout', '60')
-
-
-class OutageTestCase(ReactorTestCase, RabbitTestCase):
+class OutageTestCase(ReactorTestCase):
 
     extra_settings = '''\
         reactor.prefetch = 1
         amqp.heartbeat = 5
         '''
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        require_private_node(cls)
+        cls.node = PrivateNode().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+        super().tearDownClass()
+
     def amqp_url(self):
         return self.vhost.url
 
     def setUp(self):
+        self.vhost = Vhost(self.node).create()
+        self.addCleanup(self.vhost.delete)
+        # Runs before the vhost is deleted: a test may end mid-outage.
+        self.addCleanup(self.ensure_running)
         super().setUp()
-        # Registered first so that it runs last, after the vhost cleanup
-        # would otherwise fail against a stopped broker.
-        self.addCleanup(start_rabbitmq)
+
+    def ensure_running(self):
+        self.node.start_app()
+
+    def stop_rabbitmq(self):
+        self.node.stop_app()
+
+    def start_rabbitmq(self):
+        self.node.start_app()
 
     def consumers(self, queue):
         with self.environment.connection() as connection:
@@ -72,9 +84,9 @@ class WorkerRestartTest(OutageTestCase):
 
         started = time.monotonic()
         for _ in range(2):
-            stop_rabbitmq()
+            self.stop_rabbitmq()
             time.sleep(3)
-            start_rabbitmq()
+            self.start_rabbitmq()
             self.wait_for(lambda: self.consumers(SLOW_QUEUE) == 1
                           and self.consumers('audit.fault.ok') == 1,
                           what='the workers to consume again',
@@ -98,8 +110,8 @@ class PublishOutageTest(OutageTestCase):
 
     def test_publish_waits_for_broker_to_return(self):
         self.publish_slow('warm up')
-        stop_rabbitmq()
-        restarter = threading.Timer(2.0, start_rabbitmq)
+        self.stop_rabbitmq()
+        restarter = threading.Timer(2.0, self.start_rabbitmq)
         restarter.start()
         self.addCleanup(restarter.join)
         message_id = self.publish_slow('during outage')
@@ -111,14 +123,14 @@ class PublishOutageTest(OutageTestCase):
 
     def test_publish_raises_when_broker_stays_down(self):
         self.publish_slow('warm up')
-        stop_rabbitmq()
+        self.stop_rabbitmq()
         with self.assertRaises(PublishError) as raised:
             self.publish_slow('lost?')
         message = str(raised.exception)
         self.assertIn("to exchange 'audit' with routing key 'slow.work'",
                       message)
         self.assertNotIn('guest:guest', message)
-        start_rabbitmq()
+        self.start_rabbitmq()
         with self.environment.connection() as connection:
             messages, _ = inspect_queue(connection, SLOW_QUEUE)
         self.assertEqual(messages, 1, 'only the message that was sent')
