@@ -4,10 +4,11 @@
 and acking it, and returns an :class:`Outcome` that says what the caller
 must do with the message: ack it, retry it after a delay, or dead-letter
 it. Workers and the test helpers share it, so both handle a message the
-same way.
+same way. A worker handling a batch calls its two halves instead:
+:meth:`Dispatcher.dispatch` inside the batch's transaction, and
+:meth:`Dispatcher.complete`, which publishes, after the commit.
 """
 
-import copy
 import dataclasses
 import logging
 import time
@@ -16,10 +17,9 @@ from pyforge.exceptions import MessageError
 from pyforge.lib import context
 from pyforge.lib.message import (
     HOPS_HEADER, Delivery, Envelope, OutgoingMessage, decode)
+from pyforge.lib.resolve import Resolver
 from pyforge.lib.retry import dead_letter, retry_delay
-from pyforge.lib.routing import AUDIT
 from pyforge.model import records
-from pyforge.model.project import Project
 from pyforge.model.writes import Session
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ class Outcome:
     #: Listener calls made (one per app instance for a reactor).
     calls: int = 0
     envelope: Envelope = None
+    listener: object = None
+    #: Messages to publish once the outcome is persisted.
+    outbox: list = dataclasses.field(default_factory=list)
 
 
 class Dispatcher:
@@ -59,13 +62,46 @@ class Dispatcher:
             it sends what listeners published, after the flush.
     """
 
+    #: Weight of the latest call in a listener's average duration.
+    DURATION_WEIGHT = 0.2
+
     def __init__(self, db, settings, publisher):
         self.db = db
         self.settings = settings
         self.publisher = publisher
+        self.resolver = Resolver(db)
+        #: A :class:`pyforge.lib.batch.Chunk` whose transaction flushes
+        #: join, or None to flush each message in its own.
+        self.chunk = None
+        self._known_records = None
+        self._durations = {}
+
+    def read_ahead(self, deliveries):
+        """Read the records of `deliveries` in one query, and keep what
+        is read of projects and apps until :meth:`forget`."""
+        ids = [records.record_id(delivery.queue, delivery.message_id)
+               for delivery in deliveries
+               if isinstance(delivery.message_id, str)]
+        self._known_records = records.find_records(self.db, ids)
+        self.resolver.remember()
+
+    def forget(self):
+        """Forget what :meth:`read_ahead` read."""
+        self._known_records = None
+        self.resolver.forget()
+
+    def average_duration(self, listener):
+        """Return the recent average seconds of a call of `listener`."""
+        return self._durations.get(listener.queue, 0.0)
 
     def handle(self, delivery, listener):
-        """Handle `delivery` for `listener` and return its Outcome."""
+        """Handle `delivery` for `listener`; return its Outcome."""
+        outcome = self.dispatch(delivery, listener)
+        self.complete(outcome)
+        return outcome
+
+    def dispatch(self, delivery, listener):
+        """Do all of :meth:`handle` but publishing; return the Outcome."""
         started_at = records.utcnow()
         clock = time.perf_counter()
         try:
@@ -77,13 +113,13 @@ class Dispatcher:
 
         previous = envelope.attempt
         if envelope.message_id is not None:
-            record = records.find_record(
-                self.db, envelope.queue, envelope.message_id)
+            record = self._find_record(envelope)
             if _already_handled(record, delivery):
-                self._finish_outbox(record)
                 log.debug('message %s on %s was handled before; acked',
                           envelope.message_id, envelope.queue)
-                return Outcome(DUPLICATE, envelope=envelope)
+                return Outcome(DUPLICATE, envelope=envelope,
+                               listener=listener,
+                               outbox=_unsent_outbox(record))
             if delivery.redelivered:
                 previous += records.count_unfinished(
                     self.db, envelope.queue, envelope.message_id)
@@ -101,19 +137,14 @@ class Dispatcher:
                 previous, started_at)
 
         try:
-            project, calls = self._resolve(envelope, listener)
+            project, calls = self.resolver.resolve(envelope, listener)
         except MessageError as exc:
             return self._dead(envelope, listener, exc.reason, str(exc),
                               previous, started_at)
 
         session = Session(self.db)
         try:
-            with context.pushed(context.session, session):
-                for target, app, data in calls:
-                    with context.message_context(
-                            project=project, app=app, message=envelope):
-                        listener.method_for(target)(
-                            envelope.routing_key, data)
+            self._call(listener, envelope, project, calls, session)
             outbox = session.outbox
             self._flush(session, envelope, listener, started_at,
                         previous + 1)
@@ -121,91 +152,40 @@ class Dispatcher:
             session.clear()
             return self._failed(envelope, listener, exc, previous + 1,
                                 started_at)
-
-        self._send_outbox(outbox, envelope, listener)
         log.debug(
             'handled message %s on %s (%s) in %.1f ms with %d call(s)',
             envelope.message_id, envelope.queue, envelope.routing_key,
             (time.perf_counter() - clock) * 1000, len(calls))
         return Outcome(DONE, attempts=previous + 1, calls=len(calls),
-                       envelope=envelope)
+                       envelope=envelope, listener=listener, outbox=outbox)
 
-    def _resolve(self, envelope, listener):
-        """Return the project and ``(target, app, data)`` of each call."""
-        project_id = envelope.project_id
-        if project_id is None:
-            raise MessageError(
-                'the body has no project_id; add the id of the project '
-                'the message is about', reason='missing-project-id')
-        if not isinstance(project_id, str):
-            raise MessageError(
-                'project_id %r is not a string' % (project_id,),
-                reason='invalid-project-id')
-        project = Project.get(project_id, db=self.db)
-        if project is None:
-            raise MessageError(
-                'project %r does not exist; create it with paster project '
-                'or fix project_id' % project_id, reason='unknown-project')
+    def complete(self, outcome):
+        """Publish what the listener published, once its outcome is
+        persisted, and record that it was sent."""
+        if not outcome.outbox:
+            return
+        envelope = outcome.envelope
+        for message in outcome.outbox:
+            self._send(message, envelope, outcome.listener)
+        if envelope.message_id is not None:
+            records.mark_done(self.db, envelope.queue, envelope.message_id)
 
-        app_class = listener.app_class
-        if listener.exchange == AUDIT:
-            app = self._audited_app(project, envelope, listener)
-            target = app_class if listener.is_classmethod else app
-            return project, [(target, app, envelope.data)]
-        if listener.is_classmethod:
-            return project, [(app_class, None, envelope.data)]
-
-        configs = project.app_configs(tool_name=listener.app_name,
-                                      db=self.db)
-        calls = []
-        for index, config in enumerate(configs):
-            app = app_class(project, config)
-            # Each instance gets its own copy, so what one changes in the
-            # data is not seen by the next.
-            data = envelope.data if index == 0 else copy.deepcopy(
-                envelope.data)
-            calls.append((app, app, data))
-        return project, calls
-
-    def _audited_app(self, project, envelope, listener):
-        """Return the app instance an audit message is for.
-
-        A classmethod auditor gets None when the message names no mount
-        point of its app; an instance auditor cannot run without one.
-        """
-        mount_point = envelope.mount_point
-        strict = not listener.is_classmethod
-        if mount_point is None:
-            if strict:
-                raise MessageError(
-                    'the body has no mount_point; audit messages for %s '
-                    'must name the app instance' % listener.label,
-                    reason='missing-mount-point')
-            return None
-        config = None
-        if isinstance(mount_point, str):
-            config = project.app_config(mount_point, db=self.db)
-        if config is None:
-            if strict:
-                raise MessageError(
-                    'project %r has no app mounted at %r; mount one with '
-                    'paster project mount, or fix mount_point'
-                    % (project._id, mount_point),
-                    reason='unknown-mount-point')
-            return None
-        if config.tool_name != listener.app_name:
-            if strict:
-                raise MessageError(
-                    'mount point %r of project %r runs the app %r, not '
-                    '%r; send the message to a mount point of %r'
-                    % (mount_point, project._id, config.tool_name,
-                       listener.app_name, listener.app_name),
-                    reason='wrong-app')
-            return None
-        return listener.app_class(project, config)
+    def _call(self, listener, envelope, project, calls, session):
+        """Call the listener once per target with ``c`` set."""
+        clock = time.perf_counter()
+        with context.pushed(context.session, session):
+            for target, app, data in calls:
+                with context.message_context(
+                        project=project, app=app, message=envelope):
+                    listener.method_for(target)(envelope.routing_key, data)
+        elapsed = time.perf_counter() - clock
+        average = self._durations.get(listener.queue, elapsed)
+        self._durations[listener.queue] = average + self.DURATION_WEIGHT * (
+            elapsed - average)
 
     def _flush(self, session, envelope, listener, started_at, attempts):
         """Persist the listener's writes together with the record."""
+        fields = None
         if envelope.message_id is not None:
             status = records.FLUSHED if session.outbox else records.DONE
             fields = records.outcome_fields(
@@ -219,38 +199,33 @@ class Dispatcher:
                 records.COLLECTION,
                 {'_id': records.record_id(envelope.queue,
                                           envelope.message_id)},
-                {'$set': fields}, upsert=True)
+                {'$set': fields}, upsert=True, copy=False)
+        written = session.collections_written
+        if self.chunk is not None:
+            self.chunk.begin()
         session.flush()
+        self.resolver.written(written)
+        if fields is not None and self._known_records is not None:
+            record_id = records.record_id(envelope.queue,
+                                          envelope.message_id)
+            self._known_records[record_id] = dict(fields, _id=record_id)
 
-    def _send_outbox(self, outbox, envelope, listener):
-        """Publish what the listener published, now that it is flushed."""
-        if not outbox:
-            return
+    def _send(self, message, envelope, listener):
+        """Publish `message`, or dead-letter it past the hop limit."""
         max_hops = self.settings.reactor_max_hops
-        for message in outbox:
-            hops = message.headers[HOPS_HEADER]
-            if hops <= max_hops:
-                self.publisher.send(message)
-                continue
-            error = ('listener %s looped: its message would be hop %d, '
-                     'over reactor.max_hops = %d'
-                     % (listener.label, hops, max_hops))
-            log.error('dead-lettering message %s to %s (%s): %s',
-                      message.message_id, message.exchange,
-                      message.routing_key, error)
-            self.publisher.send(dead_letter(
-                Delivery.from_outgoing(message, envelope.queue),
-                'max-hops', error, 0, listener.label))
-        if envelope.message_id is not None:
-            records.mark_done(self.db, envelope.queue, envelope.message_id)
-
-    def _finish_outbox(self, record):
-        """Send the outbox of a message flushed by a worker that died."""
-        if record.get('status') != records.FLUSHED:
+        hops = message.headers.get(HOPS_HEADER, 0)
+        if hops <= max_hops:
+            self.publisher.send(message)
             return
-        for document in record.get('outbox', ()):
-            self.publisher.send(OutgoingMessage.from_document(document))
-        records.mark_done(self.db, record['queue'], record['message_id'])
+        error = ('listener %s looped: its message would be hop %d, '
+                 'over reactor.max_hops = %d'
+                 % (listener.label, hops, max_hops))
+        log.error('dead-lettering message %s to %s (%s): %s',
+                  message.message_id, message.exchange,
+                  message.routing_key, error)
+        self.publisher.send(dead_letter(
+            Delivery.from_outgoing(message, envelope.queue),
+            'max-hops', error, 0, listener.label))
 
     def _failed(self, envelope, listener, exc, attempts, started_at):
         error = '%s: %s' % (type(exc).__name__, exc)
@@ -272,7 +247,8 @@ class Dispatcher:
         self._save(envelope, listener, records.FAILED, started_at,
                    attempts, error, 'listener-failed')
         return Outcome(RETRY, attempts=attempts, reason='listener-failed',
-                       error=error, delay=delay, envelope=envelope)
+                       error=error, delay=delay, envelope=envelope,
+                       listener=listener)
 
     def _dead(self, envelope, listener, reason, error, attempts,
               started_at, logged=False):
@@ -284,15 +260,24 @@ class Dispatcher:
         self._save(envelope, listener, records.DEAD, started_at, attempts,
                    error, reason)
         return Outcome(DEAD, attempts=attempts, reason=reason, error=error,
-                       envelope=envelope)
+                       envelope=envelope, listener=listener)
 
     def _save(self, envelope, listener, status, started_at, attempts,
               error, reason):
         if envelope.message_id is None:
             return
+        if self.chunk is not None:
+            self.chunk.begin()
         records.save_outcome(self.db, records.outcome_fields(
             envelope, listener, status, started_at, attempts,
             error=error, reason=reason))
+
+    def _find_record(self, envelope):
+        record_id = records.record_id(envelope.queue, envelope.message_id)
+        if self._known_records is not None:
+            return self._known_records.get(record_id)
+        return records.find_record(self.db, envelope.queue,
+                                   envelope.message_id)
 
 
 def _already_handled(record, delivery):
@@ -304,6 +289,14 @@ def _already_handled(record, delivery):
     # A dead letter redelivered: the worker died after publishing it
     # but before the ack. A requeued dead letter is a new delivery.
     return status == records.DEAD and delivery.redelivered
+
+
+def _unsent_outbox(record):
+    """Return the messages a worker flushed but died before sending."""
+    if record.get('status') != records.FLUSHED:
+        return []
+    return [OutgoingMessage.from_document(document)
+            for document in record.get('outbox', ())]
 
 
 def _bare_envelope(delivery):

@@ -12,10 +12,15 @@ replaces them in a subclass of each transport:
   other queue bound to its routing key. RabbitMQ returns it to its queue.
 """
 
+import collections
 import functools
 import os
+import time
+import uuid
+from queue import Empty
 from urllib.parse import unquote, urlparse
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
 from kombu.transport.virtual.exchange import TopicExchange
 from kombu.utils.json import dumps, loads
@@ -77,6 +82,68 @@ class _QueueFaithfulChannel:
         self._put(queue, payload)
 
 
+class _SafeFilesystemChannel:
+    """Channel mixin that makes filesystem:// message files safe and fast.
+
+    kombu creates a message file and then writes it, so a consumer that
+    lists the folder in between takes an empty file, fails to decode it
+    and loses the message. Here a message is written under a temporary
+    name and renamed into place, which is atomic. kombu also lists and
+    sorts the whole folder for every message it takes; here each queue
+    keeps the sorted names from one listing until they are used up.
+    """
+
+    def _put(self, queue, payload, **kwargs):
+        name = '%d_%s.%s.msg' % (
+            int(round(time.monotonic() * 1000)), uuid.uuid4(), queue)
+        path = os.path.join(self.data_folder_out, name)
+        partial = path + '.partial'
+        try:
+            with open(partial, 'wb') as message_file:
+                message_file.write(dumps(payload).encode('utf-8'))
+            os.rename(partial, path)
+        except OSError as exc:
+            raise ChannelError(
+                'cannot add message file %r to folder %s: %s'
+                % (name, self.data_folder_out, exc)) from exc
+
+    def _get(self, queue):
+        names = self._pending_names(queue)
+        while names:
+            name = names.popleft()
+            taken = os.path.join(self._taken_folder(), name)
+            try:
+                # Another consumer may have renamed it first.
+                os.rename(os.path.join(self.data_folder_in, name), taken)
+            except FileNotFoundError:
+                continue
+            try:
+                with open(taken, 'rb') as message_file:
+                    payload = message_file.read()
+            finally:
+                os.remove(taken)
+            return loads(payload.decode('utf-8'))
+        raise Empty()
+
+    def _pending_names(self, queue):
+        listings = self.__dict__.setdefault('_listings', {})
+        names = listings.get(queue)
+        if not names:
+            suffix = '.%s.msg' % queue
+            names = listings[queue] = collections.deque(sorted(
+                name for name in os.listdir(self.data_folder_in)
+                if name.partition('.')[2] == suffix[1:]))
+        return names
+
+    def _taken_folder(self):
+        # A folder on the same file system, so that taking a message is
+        # one rename; kombu moves it to the system's temporary folder.
+        folder = os.path.join(os.path.dirname(
+            os.path.abspath(self.data_folder_in)), 'taken')
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+
 def _unbind_in_file(channel, exchange, binding_key, queue):
     path = channel._exchange_file(exchange)
     try:
@@ -130,6 +197,9 @@ def rabbit_compatible(transport_class):
     attributes = {'Channel': channel_class, '__module__': __name__}
     if issubclass(transport_class, filesystem.Transport):
         attributes['__init__'] = _state_per_folder
+        attributes['Channel'] = type(base_channel.__name__, (
+            _SafeFilesystemChannel, channel_class), {
+            '__module__': __name__})
     return type(transport_class.__name__, (transport_class,), attributes)
 
 

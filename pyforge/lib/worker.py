@@ -21,6 +21,7 @@ from kombu.exceptions import OperationalError
 
 from pyforge.exceptions import ConfigurationError, PublishError
 from pyforge.lib import amqp
+from pyforge.lib.batch import handle_batch
 from pyforge.lib.consumer import Consumer, HeldRetries
 from pyforge.lib.dispatch import DEAD, RETRY, Dispatcher
 from pyforge.lib.heartbeat import keeper_for
@@ -64,6 +65,9 @@ class Worker:
         self._consumers = []
         self._keeper = None
         self._held = HeldRetries()
+        #: (listener, message, delivery) received and not yet handled.
+        self._batch = []
+        self._batch_size = self.settings.reactor_prefetch
         self._stopping = threading.Event()
         self._handling = False
         self._parent = os.getppid()
@@ -154,9 +158,10 @@ class Worker:
                     timeout=self._held.wait_time(timeout))
             except socket.timeout:
                 pass
+            self._take_ready_messages()
+            self._handle_batch(self._batch)
             self.connection.heartbeat_check()
-            for listener, message, delivery in self._held.pop_due():
-                self._handle(listener, message, delivery)
+            self._handle_batch(list(self._held.pop_due()))
             if os.getppid() != self._parent:
                 log.warning('worker %d lost its parent process; stopping',
                             os.getpid())
@@ -170,31 +175,49 @@ class Worker:
         return min(1.0, heartbeat / 2.0) if heartbeat else 1.0
 
     def _on_message(self, listener, message):
-        if self._stopping.is_set():
-            # Left unacked: the broker hands it to another worker once
-            # this connection closes.
-            return
-        delivery = Delivery.from_kombu(message, listener.queue)
-        self._handle(listener, message, delivery)
+        self._batch.append(
+            (listener, message, Delivery.from_kombu(message, listener.queue)))
 
-    def _handle(self, listener, message, delivery):
+    def _take_ready_messages(self):
+        """Add the messages already received to the batch, up to the
+        prefetch, without waiting for more."""
+        while self._batch and len(self._batch) < self._batch_size:
+            try:
+                self.connection.drain_events(timeout=0)
+            except socket.timeout:
+                return
+
+    def _handle_batch(self, batch):
+        """Handle, settle and ack `batch`, chunk by chunk."""
+        if not batch:
+            return
+        try:
+            for chunk in handle_batch(self.dispatcher, batch, self._handle,
+                                      self._stopping.is_set):
+                self._ack([
+                    message for listener, message, delivery, outcome in chunk
+                    if self._settle(listener, message, delivery, outcome)])
+        finally:
+            if batch is self._batch:
+                self._batch = []
+
+    def _handle(self, listener, delivery):
         self._handling = True
         try:
             if self._keeper is not None:
                 with self._keeper.busy():
-                    outcome = self.dispatcher.handle(delivery, listener)
-            else:
-                outcome = self.dispatcher.handle(delivery, listener)
+                    return self.dispatcher.dispatch(delivery, listener)
+            return self.dispatcher.dispatch(delivery, listener)
         finally:
             self._handling = False
-        self._settle(listener, message, delivery, outcome)
 
     def _settle(self, listener, message, delivery, outcome):
+        """Publish a retry or a dead letter; return True to ack."""
+        self.counts[outcome.status] += 1
         if outcome.status == RETRY:
             if amqp.is_virtual(self.connection):
                 self._held.hold(listener, message, delivery, outcome)
-                self.counts[outcome.status] += 1
-                return
+                return False
             fanout, queue = delay_entities(outcome.delay)
             self.publisher.maybe_declare(queue)
             self.publisher.send(
@@ -204,8 +227,21 @@ class Worker:
             self.publisher.send(dead_letter(
                 delivery, outcome.reason, outcome.error, outcome.attempts,
                 listener.label))
-        message.ack()
-        self.counts[outcome.status] += 1
+        return True
+
+    def _ack(self, messages):
+        if amqp.is_virtual(self.connection):
+            # Virtual channels ignore multiple=True; each ack is local.
+            for message in messages:
+                message.ack()
+            return
+        last = {}
+        for message in messages:
+            last[id(message.channel)] = message
+        for message in last.values():
+            # Acks every earlier delivery on that channel too: all of
+            # them are in this batch and settled.
+            message.channel.basic_ack(message.delivery_tag, multiple=True)
 
     def _release_held(self):
         """Put retries still waiting in memory back on their queues."""

@@ -39,6 +39,14 @@ def find_record(db, queue, message_id):
     return db[COLLECTION].find_one({'_id': record_id(queue, message_id)})
 
 
+def find_records(db, record_ids):
+    """Return ``{_id: record}`` for those of `record_ids` that exist."""
+    if not record_ids:
+        return {}
+    found = db[COLLECTION].find({'_id': {'$in': list(record_ids)}})
+    return {record['_id']: record for record in found}
+
+
 def count_unfinished(db, queue, message_id):
     """Count one more delivery that an earlier worker did not finish.
 

@@ -47,6 +47,11 @@ class Session:
         """Number of buffered writes."""
         return len(self._writes)
 
+    @property
+    def collections_written(self):
+        """Names of the collections the buffered writes go to."""
+        return {write.collection for write in self._writes}
+
     def insert_one(self, collection, document):
         """Buffer an insert; return the ``_id``, set now when missing."""
         _check_document(document)
@@ -54,10 +59,16 @@ class Session:
         self._buffer(collection, 'insert_one', document)
         return document['_id']
 
-    def update_one(self, collection, filter, update, upsert=False):
-        """Buffer ``Collection.update_one``."""
+    def update_one(self, collection, filter, update, upsert=False,
+                   copy=True):
+        """Buffer ``Collection.update_one``.
+
+        With ``copy=False`` the caller hands over `filter` and `update`
+        and must not change them afterwards; it saves a deep copy.
+        """
         _check_update(update)
-        self._buffer(collection, 'update_one', filter, update, upsert=upsert)
+        self._buffer(collection, 'update_one', filter, update,
+                     upsert=upsert, copy_arguments=copy)
 
     def update_many(self, collection, filter, update, upsert=False):
         """Buffer ``Collection.update_many``."""
@@ -97,15 +108,17 @@ class Session:
         self._writes = []
         self.outbox = []
 
-    def _buffer(self, collection, method, *args, **kwargs):
+    def _buffer(self, collection, method, *args, copy_arguments=True,
+                **kwargs):
         if not isinstance(collection, str) or not collection:
             raise TypeError(
                 'collection must be a non-empty name, not %r' % (collection,))
         if args and not isinstance(args[0], dict):
             raise TypeError('filter must be a dict, not %r' % (args[0],))
-        # A copy keeps what the caller changes after the call out of the
-        # write, as if it had gone to the database at once.
-        args = copy.deepcopy(args)
+        if copy_arguments:
+            # A copy keeps what the caller changes after the call out of
+            # the write, as if it had gone to the database at once.
+            args = copy.deepcopy(args)
         self._writes.append(Write(collection, method, args, kwargs))
 
 
