@@ -37,6 +37,29 @@ EXIT_ABORTED = 3
 MAX_RECONNECT_DELAY = 30.0
 
 
+def settle(publisher, held, listener, message, delivery, outcome):
+    """Publish the retry or dead letter that `outcome` calls for, then ack.
+
+    On virtual transports, which have no message TTL, a retry waits in
+    `held` (a :class:`HeldRetries`) unacked instead. Workers and
+    :mod:`pyforge.lib.testing` both settle through here, so a test sees
+    the retries and dead letters a worker would make.
+    """
+    if outcome.status == RETRY:
+        if amqp.is_virtual(publisher.connection):
+            held.hold(listener, message, delivery, outcome)
+            return
+        fanout, queue = delay_entities(outcome.delay)
+        publisher.maybe_declare(queue)
+        publisher.send(retry_message(delivery, outcome.attempts, fanout.name))
+    elif outcome.status == DEAD:
+        publisher.maybe_declare(amqp.dead_letter_queue())
+        publisher.send(dead_letter(
+            delivery, outcome.reason, outcome.error, outcome.attempts,
+            listener.label))
+    message.ack()
+
+
 class StopNow(BaseException):
     """Raised in the main thread to abandon the message in hand."""
 
@@ -187,21 +210,8 @@ class Worker:
         self._settle(listener, message, delivery, outcome)
 
     def _settle(self, listener, message, delivery, outcome):
-        if outcome.status == RETRY:
-            if amqp.is_virtual(self.connection):
-                self._held.hold(listener, message, delivery, outcome)
-                self.counts[outcome.status] += 1
-                return
-            fanout, queue = delay_entities(outcome.delay)
-            self.publisher.maybe_declare(queue)
-            self.publisher.send(
-                retry_message(delivery, outcome.attempts, fanout.name))
-        elif outcome.status == DEAD:
-            self.publisher.maybe_declare(amqp.dead_letter_queue())
-            self.publisher.send(dead_letter(
-                delivery, outcome.reason, outcome.error, outcome.attempts,
-                listener.label))
-        message.ack()
+        settle(self.publisher, self._held, listener, message, delivery,
+               outcome)
         self.counts[outcome.status] += 1
 
     def _release_held(self):
