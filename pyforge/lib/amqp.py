@@ -29,6 +29,10 @@ AMQP_SCHEMES = ('amqp', 'amqps', 'pyamqp')
 #: Seconds to wait for the broker to confirm a publish.
 CONFIRM_TIMEOUT = 30.0
 
+#: The default exchange, which routes a message to the queue named by
+#: its routing key.
+DEFAULT_EXCHANGE = kombu.Exchange('')
+
 #: How often a publish is tried again while the broker is unreachable.
 PUBLISH_RETRY_POLICY = {
     'max_retries': 5,
@@ -142,6 +146,10 @@ class Publisher(kombu.compat.Publisher):
         """Publish `message`; return False if no queue received it."""
         self._returned.clear()
         arguments = message.publish_arguments()
+        if not arguments['exchange']:
+            # kombu's Producer.publish swaps an empty exchange name for
+            # the producer's own exchange, but keeps an entity named ''.
+            arguments['exchange'] = DEFAULT_EXCHANGE
         try:
             self.publish(
                 mandatory=True,
