@@ -98,6 +98,12 @@ class HeldRetries:
             _, _, listener, message, delivery = heapq.heappop(self._heap)
             yield listener, message, delivery
 
+    def peek(self):
+        """Return ``(due, listener, delivery)`` of every held retry,
+        soonest first, leaving them held."""
+        return [(due, listener, delivery)
+                for due, _, listener, _, delivery in sorted(self._heap)]
+
     def drain(self):
         """Yield every held retry with its failed attempts, emptying."""
         while self._heap:

@@ -42,8 +42,8 @@ def settle(publisher, held, listener, message, delivery, outcome):
 
     On virtual transports, which have no message TTL, a retry waits in
     `held` (a :class:`HeldRetries`) unacked instead. Workers and
-    :mod:`pyforge.lib.testing` both settle through here, so a test sees
-    the retries and dead letters a worker would make.
+    :mod:`pyforge.lib.testing` both settle through here, so tests get
+    the retries and dead letters that a worker would publish.
     """
     if outcome.status == RETRY:
         if amqp.is_virtual(publisher.connection):
