@@ -248,7 +248,7 @@ class RetryTest(BusCase):
         self.assertEqual(self.bus.calls[0].error,
                          'RuntimeError: attempt 0 failed on purpose')
         self.assertIsNone(self.bus.calls[2].error)
-        # Waits of 1 s and 2 s, as reactor.retry_delay and backoff say.
+        # Waits of 1 s and 2 s, from reactor.retry_delay and backoff.
         self.assertEqual(self.bus.clock.now, 3.0)
         notes = list(self.bus.db.notes.find({}, {'_id': 0}))
         self.assertEqual(notes, [{'text': 'x', 'attempt': 2}])

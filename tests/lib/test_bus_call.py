@@ -11,12 +11,12 @@ from pyforge.lib.testing import BusTestCase
 from pyforge.model import session
 from tests.apps import RecorderApp, WriterApp, listener
 
-#: What the listeners of ProbeApp saw, one dict per call.
+#: What the listeners of ProbeApp received, one dict per call.
 SEEN = []
 
 
 class ProbeApp(Application):
-    """Records c and what the store holds while it runs."""
+    """Records c and the count of stored probes while it runs."""
 
     @audit('probe.#')
     def inspect(self, routing_key, data):
@@ -94,6 +94,13 @@ class CallTest(CallCase):
                       {'project_id': 'demo', 'mount_point': 'other'},
                       routing_key='probe.x')
         self.assertEqual(SEEN[0]['c'].app.mount_point, 'other')
+
+    def test_reactor_ignores_publisher_mount_point(self):
+        with self.assertRaises(ConfigurationError) as caught:
+            self.bus.call(RecorderApp.react_instance,
+                          {'project_id': 'demo', 'mount_point': 'probe'},
+                          routing_key='rec.x')
+        self.assertIn('pass app=', str(caught.exception))
 
     def test_classmethod_reactor_without_app(self):
         self.bus.call(ProbeApp.count, {'project_id': 'demo'},

@@ -298,7 +298,7 @@ class Bus(ProjectHelpers, DeadLetterChecks):
                 or the data's ``project_id``.
             app: ``c.app`` and, for instance methods, ``self``: an app
                 instance or a mount point. Defaults to the instance the
-                method is bound to, or for instance methods to the data's
+                method is bound to, or for instance auditors to the data's
                 ``mount_point``.
             message: ``c.message`` as an Envelope, or a dict of Envelope
                 fields to change, e.g. ``{'attempt': 2}``.

@@ -108,7 +108,9 @@ def _resolve_app(bus, listener, bound_app, app, data, project):
     """Return the app instance for ``c.app``, or None."""
     if app is None:
         app = bound_app
-    if app is None and not listener.is_classmethod:
+    if app is None and listener.exchange == AUDIT \
+            and not listener.is_classmethod:
+        # On react, mount_point names the app that published the message.
         app = data.get('mount_point')
     if app is None or isinstance(app, Application):
         return app
