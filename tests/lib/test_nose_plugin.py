@@ -2,6 +2,7 @@
 """
 
 import os
+import re
 import subprocess
 import textwrap
 import unittest
@@ -10,7 +11,8 @@ from importlib import metadata
 from nose.plugins.manager import EntryPointPluginManager
 
 from pyforge.lib.nose_plugin import PyforgePlugin
-from tests.support import BIN, TempDirTestCase, app_path_env, register_apps
+from tests.support import (
+    BIN, ROOT, TempDirTestCase, app_path_env, register_apps)
 
 PASSING = '''
 from pyforge.lib.publish import publish
@@ -207,6 +209,19 @@ class PluginRunTest(PluginTestCase):
         result = self.nosetests(NO_PLUGIN)
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn('no pyforge test bus is running', result.stderr)
+
+
+class GuideExampleTest(PluginTestCase):
+
+    def test_guide_example_passes(self):
+        with open(os.path.join(ROOT, 'docs', 'testing.md'),
+                  encoding='utf-8') as guide:
+            text = guide.read()
+        section = text.split('## A complete example', 1)[1]
+        example = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+        result = self.nosetests(
+            example, '--with-pyforge=%s' % os.path.join(ROOT, 'test.ini'))
+        self.assertPassed(result, 6)
 
 
 class PluginUsageTest(PluginTestCase):
