@@ -38,10 +38,10 @@ from pyforge.model import ensure_indexes
 
 log = logging.getLogger(__name__)
 
-#: Rounds :meth:`Bus.deliver` runs before it reports a loop. A chain
-#: needs a round per hop and per retry, so at the default
-#: ``reactor.max_hops`` (10) and ``max_attempts`` (5) it needs at most
-#: 55, and ``max_hops`` dead-letters a loop before this bound is reached.
+#: Rounds :meth:`Bus.deliver` runs before it reports a loop. A chain of
+#: messages takes a round per hop and per retry: 55 at most at the
+#: default ``reactor.max_hops`` (10) and ``max_attempts`` (5). So
+#: ``max_hops`` dead-letters a loop long before this bound.
 DEFAULT_MAX_ROUNDS = 100
 
 
@@ -122,8 +122,8 @@ class Bus(ProjectHelpers, DeadLetterChecks):
     def deactivate(self):
         """Make current again the environment :meth:`activate` replaced.
 
-        With none before, this bus's stays current; it raises once the
-        bus is closed.
+        When there was none, this bus's environment stays current, and
+        ``publish()`` raises once the bus is closed.
         """
         if self._previous is not None:
             configure(self._previous)
@@ -132,8 +132,8 @@ class Bus(ProjectHelpers, DeadLetterChecks):
     def reset(self):
         """Drop every message, held retry and record; keep the store."""
         self._purge_queues()
-        # memory:// drops unacked messages with their channel, which
-        # takes the held retries with it.
+        # Closing the channel drops its unacked messages, held retries
+        # included, because memory:// does not put them back.
         self._channel.close()
         self._channel = self.connection.channel()
         self._start_fresh()
@@ -186,6 +186,8 @@ class Bus(ProjectHelpers, DeadLetterChecks):
             for listener, count in waiting:
                 for _ in range(count):
                     message = self._channel.basic_get(listener.queue)
+                    if message is None:
+                        break
                     delivery = Delivery.from_kombu(message, listener.queue)
                     report.handled.append(
                         self._handle(listener, message, delivery))
@@ -233,14 +235,12 @@ class Bus(ProjectHelpers, DeadLetterChecks):
     def pending(self):
         """Return a :class:`PendingMessage` for each message waiting in a
         queue or held for its retry."""
-        by_queue = {listener.queue: listener for listener in self.listeners}
         found = []
         for listener in self.listeners:
             for message in self._channel.peek(listener.queue):
                 delivery = Delivery.from_kombu(message, listener.queue)
                 found.append(self._pending(listener, delivery, None))
         for due, listener, delivery in self._held.peek():
-            listener = by_queue.get(listener.queue, listener)
             found.append(self._pending(listener, delivery,
                                        due - self.clock.now))
         return found
