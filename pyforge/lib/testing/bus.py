@@ -94,7 +94,7 @@ class Bus(ProjectHelpers, DeadLetterChecks):
     def _start_fresh(self):
         #: Moves only when :meth:`deliver` runs a retry.
         self.clock = FakeClock()
-        self._held = HeldRetries(clock=self.clock)
+        self._held_retries = HeldRetries(clock=self.clock)
         #: :class:`PublishedMessage` for each publish to audit or react.
         self.published = []
         #: :class:`ListenerCall` for each listener call, in call order.
@@ -178,8 +178,8 @@ class Bus(ProjectHelpers, DeadLetterChecks):
                 raise DeliveryLoopError(self._loop_message(limit))
             report.rounds += 1
             if not waiting:
-                for listener, message, delivery in list(
-                        self._held.pop_due()):
+                due = list(self._held_retries.pop_due())
+                for listener, message, delivery in due:
                     report.handled.append(
                         self._handle(listener, message, delivery))
                 continue
@@ -203,9 +203,9 @@ class Bus(ProjectHelpers, DeadLetterChecks):
         return waiting
 
     def _retry_due(self, advance_clock):
-        if not len(self._held):
+        if not len(self._held_retries):
             return False
-        wait = self._held.wait_time(math.inf)
+        wait = self._held_retries.wait_time(math.inf)
         if wait > 0:
             if not advance_clock:
                 return False
@@ -216,8 +216,8 @@ class Bus(ProjectHelpers, DeadLetterChecks):
         self._handling = listener
         try:
             outcome = self.dispatcher.handle(delivery, listener)
-            settle(self.publisher, self._held, listener, message, delivery,
-                   outcome)
+            settle(self.publisher, self._held_retries, listener, message,
+                   delivery, outcome)
         except BaseException:
             # What the broker does when a worker dies mid-message: the
             # message goes back to its queue, marked redelivered.
@@ -240,7 +240,7 @@ class Bus(ProjectHelpers, DeadLetterChecks):
             for message in self._channel.peek(listener.queue):
                 delivery = Delivery.from_kombu(message, listener.queue)
                 found.append(self._pending(listener, delivery, None))
-        for due, listener, delivery in self._held.peek():
+        for due, listener, delivery in self._held_retries.peek():
             found.append(self._pending(listener, delivery,
                                        due - self.clock.now))
         return found
