@@ -1,36 +1,22 @@
 """The hello_forge example app, delivered on the test bus."""
 
-import os
 import unittest
 
 from pyforge.lib.dispatch import DEAD, DONE, RETRY
 from pyforge.lib.publish import publish
-from pyforge.lib.testing import BusTestCase
 from pyforge_examples.hello_forge import STATS, HelloForgeApp
-from tests.support import ROOT
+from tests.examples.support import ExampleAppCase
 
-TEST_INI = os.path.join(ROOT, 'test.ini')
 AUDITOR = 'pyforge_examples.hello_forge:HelloForgeApp.auditor'
 EMPTY_TEXT = 'ValueError: hello_forge.comment needs a non-empty "text"'
 
 
-class HelloForgeCase(BusTestCase):
-
-    bus_config = TEST_INI
-
-    def setUp(self):
-        super().setUp()
-        self.bus.create_project('demo', 'hello_forge:hello', 'wiki:wiki',
-                                'wiki:notes')
+class HelloForgeCase(ExampleAppCase):
 
     def send(self, routing_key='hello_forge.comment', **fields):
         data = {'project_id': 'demo', 'mount_point': 'hello'}
         data.update(fields)
         return publish('audit', routing_key, data)
-
-    def calls_of(self, method_name):
-        return [call for call in self.bus.calls
-                if call.method_name == method_name]
 
 
 class CommentTest(HelloForgeCase):

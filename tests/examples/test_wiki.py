@@ -1,34 +1,20 @@
 """The wiki example app, delivered on the test bus."""
 
-import os
 import unittest
 
 from pyforge.lib.publish import publish
-from pyforge.lib.testing import BusTestCase
 from pyforge_examples.wiki import ACTIVITY, WikiApp
-from tests.support import ROOT
+from tests.examples.support import ExampleAppCase
 
-TEST_INI = os.path.join(ROOT, 'test.ini')
 CHANGE = {'routing_key': 'hello_forge.commented', 'text': 'Hi',
           'from': 'hello'}
 
 
-class WikiCase(BusTestCase):
-
-    bus_config = TEST_INI
-
-    def setUp(self):
-        super().setUp()
-        self.bus.create_project('demo', 'hello_forge:hello', 'wiki:wiki',
-                                'wiki:notes')
+class WikiCase(ExampleAppCase):
 
     def commented(self, project_id='demo', text='Hi'):
         publish('react', 'hello_forge.commented', {
             'project_id': project_id, 'mount_point': 'hello', 'text': text})
-
-    def calls_of(self, method_name):
-        return [call for call in self.bus.calls
-                if call.method_name == method_name]
 
 
 class OnCommentTest(WikiCase):
