@@ -26,6 +26,10 @@ setup(
             'reactor = pyforge.command.reactor:ReactorCommand',
             'reactor_setup = pyforge.command.reactor_setup:SetupCommand',
         ],
+        # pynose loads plugins of its current API from this group.
+        'nose.plugins.0.10': [
+            'pyforge = pyforge.lib.nose_plugin:PyforgePlugin',
+        ],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -123,3 +123,26 @@ class FaultApp(Application):
         """Republish what it receives to its own routing key, forever."""
         session.insert_one('notes', {'text': 'hop'})
         publish('react', routing_key, data)
+
+
+class ChainApp(Application):
+    """Publishes the next step of a chain until no steps are left."""
+
+    @audit('chain.#')
+    def step(self, routing_key, data):
+        left = data.get('left', 0)
+        session.insert_one('steps', {'left': left, 'hops': c.message.hops})
+        if left:
+            publish('audit', 'chain.step', {'left': left - 1})
+
+
+class FlakyApp(Application):
+    """Fails the first `fail_times` attempts at a message, then writes."""
+
+    @audit('flaky.#')
+    def work(self, routing_key, data):
+        attempt = c.message.attempt
+        if attempt < data.get('fail_times', 0):
+            raise RuntimeError('attempt %d failed on purpose' % attempt)
+        session.insert_one('notes', {'text': data.get('text'),
+                                     'attempt': attempt})

@@ -69,7 +69,10 @@ class HeldRetries:
     ``filesystem://``, which removes a message from disk once fetched.
     """
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        # pyforge.lib.testing passes a fake clock, so that its retries
+        # come due without sleeping.
+        self._clock = clock
         self._heap = []
         self._order = itertools.count()
 
@@ -78,7 +81,7 @@ class HeldRetries:
 
     def hold(self, listener, message, delivery, outcome):
         delivery.headers[ATTEMPT_HEADER] = outcome.attempts
-        due = time.monotonic() + outcome.delay
+        due = self._clock() + outcome.delay
         heapq.heappush(self._heap, (
             due, next(self._order), listener, message, delivery))
 
@@ -86,14 +89,20 @@ class HeldRetries:
         """Return how long to wait for messages before the next is due."""
         if not self._heap:
             return longest
-        return max(0.0, min(longest, self._heap[0][0] - time.monotonic()))
+        return max(0.0, min(longest, self._heap[0][0] - self._clock()))
 
     def pop_due(self):
         """Yield ``(listener, message, delivery)`` of due retries."""
-        now = time.monotonic()
+        now = self._clock()
         while self._heap and self._heap[0][0] <= now:
             _, _, listener, message, delivery = heapq.heappop(self._heap)
             yield listener, message, delivery
+
+    def peek(self):
+        """Return ``(due, listener, delivery)`` of every held retry,
+        soonest first, leaving them held."""
+        return [(due, listener, delivery)
+                for due, _, listener, _, delivery in sorted(self._heap)]
 
     def drain(self):
         """Yield every held retry with its failed attempts, emptying."""

@@ -40,6 +40,30 @@ EXIT_ABORTED = 3
 MAX_RECONNECT_DELAY = 30.0
 
 
+def settle(publisher, held, listener, message, delivery, outcome):
+    """Publish the retry or dead letter that `outcome` calls for.
+
+    Returns True when the message is to be acked now. On virtual
+    transports, which have no message TTL, a retry waits in `held` (a
+    :class:`HeldRetries`) unacked instead, and False is returned.
+    Workers and :mod:`pyforge.lib.testing` both settle through here, so
+    tests get the retries and dead letters that a worker would publish.
+    """
+    if outcome.status == RETRY:
+        if amqp.is_virtual(publisher.connection):
+            held.hold(listener, message, delivery, outcome)
+            return False
+        fanout, queue = delay_entities(outcome.delay)
+        publisher.maybe_declare(queue)
+        publisher.send(retry_message(delivery, outcome.attempts, fanout.name))
+    elif outcome.status == DEAD:
+        publisher.maybe_declare(amqp.dead_letter_queue())
+        publisher.send(dead_letter(
+            delivery, outcome.reason, outcome.error, outcome.attempts,
+            listener.label))
+    return True
+
+
 class StopNow(BaseException):
     """Raised in the main thread to abandon the message in hand."""
 
@@ -214,20 +238,8 @@ class Worker:
     def _settle(self, listener, message, delivery, outcome):
         """Publish a retry or a dead letter; return True to ack."""
         self.counts[outcome.status] += 1
-        if outcome.status == RETRY:
-            if amqp.is_virtual(self.connection):
-                self._held.hold(listener, message, delivery, outcome)
-                return False
-            fanout, queue = delay_entities(outcome.delay)
-            self.publisher.maybe_declare(queue)
-            self.publisher.send(
-                retry_message(delivery, outcome.attempts, fanout.name))
-        elif outcome.status == DEAD:
-            self.publisher.maybe_declare(amqp.dead_letter_queue())
-            self.publisher.send(dead_letter(
-                delivery, outcome.reason, outcome.error, outcome.attempts,
-                listener.label))
-        return True
+        return settle(self.publisher, self._held, listener, message,
+                      delivery, outcome)
 
     def _ack(self, messages):
         if amqp.is_virtual(self.connection):

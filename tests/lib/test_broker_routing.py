@@ -3,8 +3,9 @@
 import unittest
 
 from pyforge.environment import Environment
-from pyforge.lib.amqp import Publisher
-from pyforge.lib.message import build_message
+from pyforge.lib.amqp import DEAD_LETTER_QUEUE, Publisher
+from pyforge.lib.message import Delivery, build_message
+from pyforge.lib.retry import dead_letter
 from pyforge.lib.plugins import Listener
 from pyforge.lib.topology import declare_topology
 from tests.apps import RecorderApp
@@ -23,8 +24,8 @@ EXPECTED = {
 }
 
 
-def pattern_listeners():
-    return [Listener(app_name='table', app_class=RecorderApp,
+def pattern_listeners(app_name='table'):
+    return [Listener(app_name=app_name, app_class=RecorderApp,
                      method_name='pattern%d' % index, exchange='audit',
                      patterns=(pattern,), is_classmethod=False)
             for index, pattern in enumerate(PATTERNS)]
@@ -58,6 +59,31 @@ class RoutingTableMixin:
         for pattern in PATTERNS:
             with self.subTest(pattern=pattern):
                 self.assertEqual(received[pattern], EXPECTED[pattern])
+
+    def test_dead_letter_reaches_dead_letter_queue(self):
+        # Dead letters go through the default exchange, which kombu's
+        # Producer would swap for the publisher's own exchange.
+        _, mongo_url = self.embedded_urls()
+        environment = Environment(make_settings(self.amqp_url(), mongo_url))
+        # kombu's filesystem transport keeps bindings in a process-wide
+        # state, so queues of other names keep the two tests apart.
+        listeners = pattern_listeners(app_name='dead')
+        with environment.connection() as connection:
+            declare_topology(connection, listeners, environment.db)
+            message = build_message('audit', 'a.b', {'key': 'a.b'})
+            letter = dead_letter(
+                Delivery.from_outgoing(message, listeners[0].queue),
+                'max-attempts', 'RuntimeError: failed', 3, 'label')
+            routed = Publisher(connection).send(letter)
+            channel = connection.channel()
+            received = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=True)
+            strays = [listener.queue for listener in listeners
+                      if channel.basic_get(listener.queue, no_ack=True)]
+        self.assertTrue(routed)
+        self.assertIsNotNone(received)
+        self.assertEqual(received.headers['pyforge-dead-reason'],
+                         'max-attempts')
+        self.assertEqual(strays, [])
 
 
 class FilesystemRoutingTest(RoutingTableMixin, TempDirTestCase):
