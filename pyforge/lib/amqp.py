@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 #: Durable queue that keeps messages no listener could handle.
 DEAD_LETTER_QUEUE = 'pyforge.dead'
 
+#: The default exchange, which routes a message to the queue its routing
+#: key names.
+DEFAULT_EXCHANGE = kombu.Exchange('')
+
 #: URL schemes of RabbitMQ through py-amqp.
 AMQP_SCHEMES = ('amqp', 'amqps', 'pyamqp')
 
@@ -142,6 +146,10 @@ class Publisher(kombu.compat.Publisher):
         """Publish `message`; return False if no queue received it."""
         self._returned.clear()
         arguments = message.publish_arguments()
+        if not arguments['exchange']:
+            # kombu replaces an exchange name that is false by the
+            # producer's own, audit; an entity named '' is the default.
+            arguments['exchange'] = DEFAULT_EXCHANGE
         try:
             self.publish(
                 mandatory=True,
