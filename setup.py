@@ -23,6 +23,7 @@ setup(
     entry_points={
         'paste.global_paster_command': [
             'project = pyforge.command.project:ProjectCommand',
+            'publish = pyforge.command.publish:PublishCommand',
             'reactor = pyforge.command.reactor:ReactorCommand',
             'reactor_setup = pyforge.command.reactor_setup:SetupCommand',
         ],
