@@ -25,6 +25,7 @@ setup(
             'project = pyforge.command.project:ProjectCommand',
             'publish = pyforge.command.publish:PublishCommand',
             'reactor = pyforge.command.reactor:ReactorCommand',
+            'reactor_dead = pyforge.command.reactor_dead:DeadCommand',
             'reactor_setup = pyforge.command.reactor_setup:SetupCommand',
         ],
     },

@@ -88,3 +88,14 @@ class SlowApp(Application):
         time.sleep(data.get('seconds', 0))
         session.insert_one('notes', {'text': data.get('text'),
                                      'pid': os.getpid()})
+
+
+class FlakyApp(Application):
+    """Fails while the file that its message names exists."""
+
+    @audit('flaky.#')
+    def work(self, routing_key, data):
+        import os
+        session.insert_one('notes', {'text': data.get('text')})
+        if os.path.exists(data['fail_while']):
+            raise RuntimeError('failing while %s exists' % data['fail_while'])
