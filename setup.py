@@ -27,6 +27,7 @@ setup(
             'reactor = pyforge.command.reactor:ReactorCommand',
             'reactor_dead = pyforge.command.reactor_dead:DeadCommand',
             'reactor_setup = pyforge.command.reactor_setup:SetupCommand',
+            'reactor_status = pyforge.command.reactor_status:StatusCommand',
         ],
     },
     classifiers=[
