@@ -11,7 +11,8 @@ from pyforge.lib.publish import publish_now
 from pyforge.model import records
 from tests.command.ops import AUDITOR, COUNTER, OpsTestCase, stop_process
 from tests.rabbit import RabbitTestCase
-from tests.support import BIN, start_paster, wait_for
+from tests.support import (
+    BIN, TempDirTestCase, paster, start_paster, wait_for)
 from tests.terminal import run_in_terminal
 
 
@@ -338,6 +339,22 @@ class RabbitUndeclaredDeadTest(OpsTestCase, RabbitTestCase):
         self.assertIn('the dead-letter queue pyforge.dead does not exist',
                       result.stderr)
         self.assertIn('run paster reactor_setup', result.stderr)
+
+
+class DeadBrokerDownTest(TempDirTestCase):
+
+    def test_broker_down_named_without_password(self):
+        _, mongo_url = self.embedded_urls()
+        ini = self.write_ini('amqp://guest:secret@127.0.0.1:1//', mongo_url)
+        for action in (['list'], ['show', 'abc'], ['requeue', '--all'],
+                       ['purge', '--yes']):
+            with self.subTest(action=action):
+                result = paster('reactor_dead', ini, *action)
+                self.assertEqual(result.returncode, 1)
+                self.assertIn('cannot connect to the broker at '
+                              'amqp://guest:****@127.0.0.1:1//',
+                              result.stderr)
+                self.assertNotIn('secret', result.stderr + result.stdout)
 
 
 class RequeueFlowMixin:

@@ -10,7 +10,7 @@ from pyforge.lib.message import build_message
 from pyforge.lib.topology import COLLECTION
 from tests.command.ops import AUDITOR, OpsTestCase
 from tests.rabbit import RabbitTestCase
-from tests.support import app_path_env, paster
+from tests.support import TempDirTestCase, app_path_env, paster
 
 EXAMPLE_QUEUES = ['audit.hello_forge.auditor',
                   'audit.hello_forge.count_messages',
@@ -219,7 +219,16 @@ class RabbitOrphanTest(OrphanMixin, OpsTestCase, RabbitTestCase):
             {'_id': 'audit.writer.write'}))
 
 
-class SetupUsageTest(unittest.TestCase):
+class SetupUsageTest(TempDirTestCase):
+
+    def test_broker_down_named_without_password(self):
+        _, mongo_url = self.embedded_urls()
+        ini = self.write_ini('amqp://guest:secret@127.0.0.1:1//', mongo_url)
+        result = paster('reactor_setup', ini, '--dry-run')
+        self.assertEqual(result.returncode, 1)
+        self.assertIn('cannot connect to the broker at '
+                      'amqp://guest:****@127.0.0.1:1//', result.stderr)
+        self.assertNotIn('secret', result.stderr + result.stdout)
 
     def test_help_names_new_options(self):
         result = paster('reactor_setup', '--help')
