@@ -23,8 +23,11 @@ setup(
     entry_points={
         'paste.global_paster_command': [
             'project = pyforge.command.project:ProjectCommand',
+            'publish = pyforge.command.publish:PublishCommand',
             'reactor = pyforge.command.reactor:ReactorCommand',
+            'reactor_dead = pyforge.command.reactor_dead:DeadCommand',
             'reactor_setup = pyforge.command.reactor_setup:SetupCommand',
+            'reactor_status = pyforge.command.reactor_status:StatusCommand',
         ],
         # pynose loads plugins of its current API from this group.
         'nose.plugins.0.10': [

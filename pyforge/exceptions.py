@@ -30,3 +30,7 @@ class DispatchError(PyforgeError):
 
 class PublishError(PyforgeError):
     """A message could not be published; it was not sent."""
+
+
+class BrokerError(PyforgeError):
+    """The broker could not be reached, or the connection to it dropped."""

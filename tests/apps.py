@@ -146,3 +146,14 @@ class FlakyApp(Application):
             raise RuntimeError('attempt %d failed on purpose' % attempt)
         session.insert_one('notes', {'text': data.get('text'),
                                      'attempt': attempt})
+
+
+class SwitchedApp(Application):
+    """Fails while the file that its message names exists."""
+
+    @audit('flaky.#')
+    def work(self, routing_key, data):
+        import os
+        session.insert_one('notes', {'text': data.get('text')})
+        if os.path.exists(data['fail_while']):
+            raise RuntimeError('failing while %s exists' % data['fail_while'])

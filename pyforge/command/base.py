@@ -7,6 +7,8 @@ error.
 """
 
 import configparser
+import datetime
+import json
 import logging
 import logging.config
 import os
@@ -15,7 +17,8 @@ import sys
 from paste.script import command
 
 from pyforge.environment import configure
-from pyforge.exceptions import PyforgeError
+from pyforge.exceptions import ConfigurationError, PyforgeError
+from pyforge.lib.plugins import find_listeners
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,16 @@ class Command(command.Command):
         """Do the command's work; `args` follow the .ini path."""
         raise NotImplementedError
 
+    def find_listeners(self, app_names=None):
+        """Return the listeners of `app_names`, or of every installed app;
+        raise :class:`ConfigurationError` when there are none."""
+        listeners = find_listeners(app_names)
+        if not listeners:
+            raise ConfigurationError(
+                'no listeners found: install an app that registers a class '
+                'under the "pyforge" entry point group')
+        return listeners
+
     def usage_error(self, text):
         """Raise the error for a wrong argument (exit status 2)."""
         raise command.BadCommand(text, exit_code=EXIT_USAGE)
@@ -88,3 +101,39 @@ def setup_logging(config_path):
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,
         format='%(asctime)s %(levelname)-5s [%(name)s] %(message)s')
+
+
+def print_table(rows, stream=None):
+    """Print `rows` of strings as aligned columns."""
+    stream = stream or sys.stdout
+    widths = [max(len(row[column]) for row in rows)
+              for column in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        print('  '.join(cells).rstrip(), file=stream)
+
+
+def print_json(value, stream=None):
+    """Print `value` as indented JSON; times become ISO 8601 strings.
+
+    A time without a time zone is taken as UTC, as the document store
+    returns them.
+    """
+    print(json.dumps(value, indent=2, sort_keys=True, default=_json_default),
+          file=stream or sys.stdout)
+
+
+def _json_default(value):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.isoformat()
+    return str(value)
+
+
+def shorten(text, width):
+    """Return `text` on one line, cut to `width` characters with '...'."""
+    text = ' '.join(str(text).split())
+    if len(text) <= width:
+        return text
+    return text[:width - 3] + '...'

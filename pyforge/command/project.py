@@ -5,8 +5,7 @@ import sys
 
 from pymongo.errors import DuplicateKeyError
 
-from pyforge.command.base import Command
-from pyforge.command.reactor_setup import print_table
+from pyforge.command.base import Command, print_table
 from pyforge.exceptions import ConfigurationError
 from pyforge.lib.context import pushed, session
 from pyforge.lib.plugins import find_apps

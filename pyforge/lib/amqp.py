@@ -6,15 +6,18 @@ queues back to it, and messages that cannot be handled to the durable
 dead-letter queue ``pyforge.dead``.
 """
 
+import contextlib
 import logging
 from urllib.parse import urlparse
 
 import kombu
 import kombu.compat
+import kombu.exceptions
 from kombu.transport import resolve_transport
 from kombu.utils.imports import symbol_by_name
 
-from pyforge.exceptions import ConfigurationError, PublishError
+from pyforge.exceptions import (
+    BrokerError, ConfigurationError, PublishError)
 from pyforge.lib.routing import EXCHANGES, topic_matches
 from pyforge.lib.transport import filesystem_options, rabbit_compatible
 
@@ -22,6 +25,10 @@ log = logging.getLogger(__name__)
 
 #: Durable queue that keeps messages no listener could handle.
 DEAD_LETTER_QUEUE = 'pyforge.dead'
+
+#: The default exchange, which routes a message to the queue its routing
+#: key names.
+DEFAULT_EXCHANGE = kombu.Exchange('')
 
 #: URL schemes of RabbitMQ through py-amqp.
 AMQP_SCHEMES = ('amqp', 'amqps', 'pyamqp')
@@ -94,6 +101,44 @@ def connect(settings):
     )
 
 
+#: Retry policy of a command that cannot reach the broker: about two
+#: seconds of waiting on top of ``amqp.connect_timeout`` per try.
+COMMAND_CONNECT_POLICY = {
+    'max_retries': 2,
+    'interval_start': 0.5,
+    'interval_step': 0.5,
+    'interval_max': 1.0,
+}
+
+
+@contextlib.contextmanager
+def opened(settings):
+    """Open a connection to the broker for a command, and close it after.
+
+    Raises :class:`BrokerError`, naming the URL without its password, when
+    the broker cannot be reached or the connection drops in the block.
+    """
+    connection = connect(settings)
+    failures = (kombu.exceptions.OperationalError,) \
+        + connection.connection_errors
+    url = mask_url(settings.amqp_url)
+    try:
+        connection.ensure_connection(**COMMAND_CONNECT_POLICY)
+    except failures as exc:
+        connection.release()
+        raise BrokerError(
+            'cannot connect to the broker at %s: %s; check amqp.url and '
+            'that the broker is running' % (url, exc)) from None
+    try:
+        with connection:
+            yield connection
+    except failures as exc:
+        raise BrokerError(
+            'lost the connection to the broker at %s: %s: %s; run the '
+            'command again once the broker is back'
+            % (url, type(exc).__name__, exc)) from None
+
+
 def is_virtual(connection):
     """Return True when the broker is emulated by kombu in the client."""
     return connection.transport.driver_type not in ('amqp',)
@@ -122,12 +167,14 @@ class Publisher(kombu.compat.Publisher):
     dropped without a word. With `retry`, a connection lost while
     publishing is opened again and the publish repeated. When publishing
     fails, :class:`PublishError` is raised and the message may not have
-    been sent.
+    been sent. `warn_unroutable` logs a warning for each message no queue
+    received; callers that report it themselves turn it off.
     """
 
-    def __init__(self, connection, retry=True):
+    def __init__(self, connection, retry=True, warn_unroutable=True):
         self._returned = []
         self._retry = retry
+        self._warn_unroutable = warn_unroutable
         virtual = is_virtual(connection)
         # kombu sends a publish to '' through the producer's own exchange,
         # so that must be the default exchange for dead letters to work.
@@ -144,6 +191,10 @@ class Publisher(kombu.compat.Publisher):
         """Publish `message`; return False if no queue received it."""
         self._returned.clear()
         arguments = message.publish_arguments()
+        if not arguments['exchange']:
+            # kombu replaces an exchange name that is false by the
+            # producer's own, audit; an entity named '' is the default.
+            arguments['exchange'] = DEFAULT_EXCHANGE
         try:
             self.publish(
                 mandatory=True,
@@ -158,7 +209,7 @@ class Publisher(kombu.compat.Publisher):
                                 message.routing_key, type(exc).__name__, exc)
             ) from exc
         routed = not self._returned and self._routes(message)
-        if not routed:
+        if not routed and self._warn_unroutable:
             log.warning(
                 'no queue is bound to exchange %r for routing key %r, so '
                 'message %s was dropped; run paster reactor_setup to '

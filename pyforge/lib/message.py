@@ -221,10 +221,10 @@ def decode(delivery, max_body_size):
         raise MessageError(
             'body is not valid UTF-8 (%s)' % exc, reason='invalid-utf8')
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=reject_constant)
     except ValueError as exc:
         raise MessageError(
-            'body is not valid JSON (%s): %s' % (exc, _preview(text)),
+            'body is not valid JSON (%s): %s' % (exc, preview(text)),
             reason='invalid-json')
     if not isinstance(data, dict):
         raise MessageError(
@@ -244,11 +244,12 @@ def decode(delivery, max_body_size):
     )
 
 
-def _reject_constant(name):
+def reject_constant(name):
+    """Raise ValueError for NaN and Infinity (``json.loads`` hook)."""
     raise ValueError('%s is not valid JSON' % name)
 
 
-def _preview(text, limit=60):
+def preview(text, limit=60):
     """Return a short, safe repr of a body that could not be decoded."""
     if len(text) <= limit:
         return repr(text)

@@ -3,6 +3,7 @@
 import logging
 
 from pyforge.environment import current_environment
+from pyforge.exceptions import PublishError
 from pyforge.lib.context import c, current_session
 from pyforge.lib.message import HOPS_HEADER, build_message
 
@@ -63,3 +64,29 @@ def _fill_from_context(data):
     app = getattr(c, 'app', None)
     if app is not None:
         data.setdefault('mount_point', app.mount_point)
+
+
+def publish_now(publisher, exchange, routing_key, data,
+                max_body_size=None):
+    """Publish the dict `data` through `publisher` and return its id.
+
+    Unlike :func:`publish`, a message that no queue receives is an error:
+    :class:`PublishError` is raised when the body is over `max_body_size`
+    bytes (the workers would dead-letter it), when the broker does not
+    take the message, and when no queue is bound for its routing key.
+    """
+    message = build_message(exchange, routing_key, data)
+    size = len(message.body)
+    if max_body_size is not None and size > max_body_size:
+        raise PublishError(
+            'the body is %d bytes, over reactor.max_body_size = %d; send '
+            'large content by reference' % (size, max_body_size))
+    if not publisher.send(message):
+        raise PublishError(
+            'no queue is bound to exchange %r for routing key %r, so '
+            'message %s was dropped; check the routing key, or run paster '
+            'reactor_setup to declare the listeners\' queues'
+            % (exchange, routing_key, message.message_id))
+    log.debug('published message %s to %s (%s)', message.message_id,
+              exchange, routing_key)
+    return message.message_id

@@ -23,6 +23,10 @@ DEAD_QUEUE_HEADER = 'pyforge-dead-queue'
 DEAD_LISTENER_HEADER = 'pyforge-dead-listener'
 DEAD_ATTEMPTS_HEADER = 'pyforge-dead-attempts'
 DEAD_AT_HEADER = 'pyforge-dead-at'
+#: Every header :func:`dead_letter` adds; :func:`requeue_message` drops
+#: them.
+DEAD_HEADERS = (DEAD_REASON_HEADER, DEAD_ERROR_HEADER, DEAD_QUEUE_HEADER,
+                DEAD_LISTENER_HEADER, DEAD_ATTEMPTS_HEADER, DEAD_AT_HEADER)
 
 #: Longest header value kept from an error message, in characters.
 MAX_ERROR_LENGTH = 1000
@@ -80,6 +84,27 @@ def dead_letter(delivery, reason, error, attempts, listener_label=None):
         ROUTING_KEY_HEADER: delivery.original_routing_key,
     })
     return _copy(delivery, '', DEAD_LETTER_QUEUE, headers)
+
+
+def requeue_message(delivery, republish=False):
+    """Return the copy of a dead letter to publish for another try.
+
+    The copy goes to the queue the message died on, through the default
+    exchange, as a retry does. With `republish` it goes to the exchange
+    and routing key of the first publish instead, so every queue bound for
+    that key receives it. Its failed attempts start again from 0 and the
+    dead-letter headers are dropped. It keeps its message id, so a queue
+    whose record shows it handled acks it as a duplicate.
+    """
+    headers = {name: value for name, value in delivery.headers.items()
+               if name not in DEAD_HEADERS and name != ATTEMPT_HEADER}
+    exchange = delivery.original_exchange
+    routing_key = delivery.original_routing_key
+    headers[EXCHANGE_HEADER] = exchange
+    headers[ROUTING_KEY_HEADER] = routing_key
+    if republish:
+        return _copy(delivery, exchange, routing_key, headers)
+    return _copy(delivery, '', delivery.headers[DEAD_QUEUE_HEADER], headers)
 
 
 def _copy(delivery, exchange, routing_key, headers):

@@ -41,6 +41,44 @@ class QueueState:
     error: str = None
 
 
+@dataclasses.dataclass
+class QueuePlan:
+    """Changes that reactor_setup would make to one listener's queue."""
+
+    listener: object
+    #: ``(ready messages, consumers)``, or None when the queue is missing.
+    found: tuple
+    #: Patterns bound to the queue now, as far as pyforge can tell: from
+    #: the exchanges' tables on virtual transports, else from the
+    #: ``bus_queues`` record.
+    bound: tuple
+
+    @property
+    def to_bind(self):
+        """Patterns the listener declares that are not bound yet."""
+        return tuple(pattern for pattern in self.listener.patterns
+                     if pattern not in self.bound)
+
+    @property
+    def to_unbind(self):
+        """Patterns bound to the queue that the listener dropped."""
+        return tuple(sorted(set(self.bound) - set(self.listener.patterns)))
+
+
+@dataclasses.dataclass
+class TopologyPlan:
+    """Exchanges and queues that reactor_setup would declare, bind and
+    unbind."""
+
+    #: ``{exchange name: True if it exists}`` for ``audit`` and ``react``.
+    exchanges: dict
+    #: ``(ready messages, consumers)`` of ``pyforge.dead``, or None when
+    #: it is missing.
+    dead_letter_queue: tuple
+    #: A :class:`QueuePlan` per listener.
+    queues: list
+
+
 def declare_topology(connection, listeners, db):
     """Declare the exchanges, the dead-letter queue and every listener's
     queue and bindings; return a :class:`QueueState` per listener."""
@@ -49,7 +87,7 @@ def declare_topology(connection, listeners, db):
         amqp.declare_exchanges(channel)
         amqp.dead_letter_queue()(channel).declare()
     finally:
-        _close(channel)
+        close_channel(channel)
     states = []
     for listener in listeners:
         # A failed declare closes its channel, so each queue gets its own.
@@ -58,17 +96,59 @@ def declare_topology(connection, listeners, db):
             states.append(_declare_listener(connection, channel, listener,
                                             db))
         finally:
-            _close(channel)
+            close_channel(channel)
     return states
 
 
-def inspect_queue(connection, name):
-    """Return ``(message_count, consumer_count)``, or None if `name` does
-    not exist. On virtual transports, which keep no list of queues, a
-    queue exists once it is bound or holds messages."""
+def plan_topology(connection, listeners, db):
+    """Return the :class:`TopologyPlan` of what :func:`declare_topology`
+    would declare, bind and unbind.
+
+    Nothing is declared on the broker. Virtual transports note the
+    exchanges in this process's memory only, and their exchanges always
+    count as existing, since they come into being with a binding.
+    """
+    virtual = amqp.is_virtual(connection)
+    exchanges = {entity.name: virtual or _exchange_exists(connection,
+                                                          entity.name)
+                 for entity in amqp.bus_exchanges()}
     channel = connection.channel()
     try:
-        if amqp.is_virtual(connection):
+        if virtual:
+            amqp.declare_exchanges(channel)
+        queues = [_plan_listener(connection, channel, listener, db)
+                  for listener in listeners]
+    finally:
+        close_channel(channel)
+    dead = inspect_queue(connection, amqp.DEAD_LETTER_QUEUE,
+                         require_binding=False)
+    return TopologyPlan(exchanges=exchanges, dead_letter_queue=dead,
+                        queues=queues)
+
+
+def _exchange_exists(connection, name):
+    channel = connection.channel()
+    try:
+        channel.exchange_declare(name, 'topic', passive=True)
+    except connection.channel_errors:
+        return False
+    finally:
+        close_channel(channel)
+    return True
+
+
+def inspect_queue(connection, name, require_binding=True):
+    """Return ``(message_count, consumer_count)``, or None if `name` does
+    not exist.
+
+    Virtual transports keep no list of queues: there a queue exists once
+    it is bound to ``audit`` or ``react`` or holds messages, or always
+    when `require_binding` is False, as ``pyforge.dead`` does, which only
+    the default exchange feeds.
+    """
+    channel = connection.channel()
+    try:
+        if amqp.is_virtual(connection) and require_binding:
             if not (_virtually_bound(channel, name)
                     or channel._size(name)):
                 return None
@@ -80,11 +160,34 @@ def inspect_queue(connection, name):
             return None
         return messages, consumers
     finally:
-        _close(channel)
+        close_channel(channel)
+
+
+def bound_patterns(channel, queue, exchange, db):
+    """Return the patterns that bind `queue` to `exchange`, read from the
+    exchange's table on virtual transports, else from ``bus_queues``."""
+    if amqp.is_virtual(channel.connection.client):
+        return tuple(sorted({binding_key for binding_key, _, bound_queue
+                             in channel.get_table(exchange)
+                             if bound_queue == queue}))
+    recorded = db[COLLECTION].find_one({'_id': queue}) or {}
+    if recorded.get('exchange', exchange) != exchange:
+        return ()
+    return tuple(recorded.get('patterns', ()))
+
+
+def _plan_listener(connection, channel, listener, db):
+    found = inspect_queue(connection, listener.queue)
+    bound = ()
+    if found is not None:
+        bound = bound_patterns(channel, listener.queue, listener.exchange,
+                               db)
+    return QueuePlan(listener=listener, found=found, bound=bound)
 
 
 def _declare_listener(connection, channel, listener, db):
-    found = inspect_queue(connection, listener.queue)
+    plan = _plan_listener(connection, channel, listener, db)
+    found = plan.found
     queue = amqp.listener_queue(listener)
     try:
         queue(channel).declare()
@@ -97,7 +200,7 @@ def _declare_listener(connection, channel, listener, db):
             state='differs', messages=messages, consumers=consumers,
             error=_differs_advice(listener.queue, exc))
 
-    stale = _stale_patterns(channel, listener, db)
+    stale = plan.to_unbind
     topic = amqp.exchange(listener.exchange)
     for pattern in stale:
         kombu.binding(topic, routing_key=pattern).unbind(queue(channel))
@@ -140,18 +243,6 @@ def _differs_advice(queue, exc):
         % (queue, exc, queue))
 
 
-def _stale_patterns(channel, listener, db):
-    """Return patterns bound to the listener's queue that it dropped."""
-    if amqp.is_virtual(channel.connection.client):
-        bound = {binding_key for binding_key, _, queue
-                 in channel.get_table(listener.exchange)
-                 if queue == listener.queue}
-    else:
-        recorded = db[COLLECTION].find_one({'_id': listener.queue}) or {}
-        bound = set(recorded.get('patterns', ()))
-    return sorted(bound - set(listener.patterns))
-
-
 def _virtually_bound(channel, name):
     for exchange in amqp.bus_exchanges():
         exchange(channel).declare()
@@ -161,7 +252,8 @@ def _virtually_bound(channel, name):
     return False
 
 
-def _close(channel):
+def close_channel(channel):
+    """Close `channel`, logging rather than raising when that fails."""
     try:
         channel.close()
     except Exception as exc:

@@ -225,3 +225,58 @@ def filesystem_options(url):
         'data_folder_out': queues,
         'control_folder': control,
     }
+
+
+def is_filesystem(channel):
+    """Return True when `channel` is one of kombu's ``filesystem://``."""
+    return isinstance(channel, filesystem.Channel)
+
+
+def message_files(channel, queue):
+    """Return the paths of the message files of `queue`, oldest first.
+
+    kombu's ``filesystem://`` keeps each message in a file named
+    ``<milliseconds>_<uuid>.<queue>.msg``; fetching one moves it away.
+    """
+    folder = channel.data_folder_in
+    wanted = '%s.msg' % queue
+    names = sorted(name for name in os.listdir(folder)
+                   if name.partition('.')[2] == wanted)
+    return [os.path.join(folder, name) for name in names]
+
+
+def read_message_file(channel, path):
+    """Return the kombu message in the file `path`, leaving the file in
+    place, or None when another process has taken it."""
+    try:
+        message_file = open(path, 'rb')
+    except FileNotFoundError:
+        return None
+    with message_file:
+        # kombu holds an exclusive lock while it writes a message file.
+        filesystem.lock(message_file, filesystem.LOCK_SH)
+        try:
+            payload = loads(message_file.read())
+        finally:
+            filesystem.unlock(message_file)
+    return channel.Message(payload, channel=channel)
+
+
+def claim_message_file(path):
+    """Take the message file `path` off its queue; return the new path, or
+    None when another process took it first.
+
+    The renamed file no longer ends in ``.msg``, so no consumer fetches
+    it; :func:`unclaim_message_file` puts it back.
+    """
+    claimed = path + '.claimed'
+    try:
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def unclaim_message_file(claimed):
+    """Put a file taken by :func:`claim_message_file` back on its queue."""
+    os.rename(claimed, claimed[:-len('.claimed')])

@@ -23,6 +23,12 @@ FLUSHED = 'flushed'
 FAILED = 'failed'
 #: Dead-lettered.
 DEAD = 'dead'
+#: Dead-lettered, then requeued by ``paster reactor_dead``: the next
+#: delivery is handled, also when the broker flags it redelivered.
+REQUEUED = 'requeued'
+
+#: Every status, in the order people read them.
+STATUSES = (DONE, FLUSHED, FAILED, DEAD, REQUEUED)
 
 
 def record_id(queue, message_id):
@@ -106,6 +112,44 @@ def mark_done(db, queue, message_id):
         {'$set': {'status': DONE}, '$unset': {'outbox': ''}})
 
 
+def mark_requeued(db, queue, message_id):
+    """Mark the record of `message_id` on `queue` as requeued; return
+    True if its status was ``dead``.
+
+    A redelivered message whose record says ``dead`` is acked as a
+    duplicate, so this must happen before the requeued copy is published.
+    The count of unfinished deliveries starts again, as the attempts do.
+    """
+    result = db[COLLECTION].update_one(
+        {'_id': record_id(queue, message_id), 'status': DEAD},
+        {'$set': {'status': REQUEUED, 'requeued_at': utcnow()},
+         '$unset': {'unfinished': ''}})
+    return result.modified_count == 1
+
+
+def unmark_requeued(db, queue, message_id):
+    """Undo :func:`mark_requeued` when the requeued copy was not sent."""
+    db[COLLECTION].update_one(
+        {'_id': record_id(queue, message_id), 'status': REQUEUED},
+        {'$set': {'status': DEAD}, '$unset': {'requeued_at': ''}})
+
+
+def count_by_status(db, queue):
+    """Return ``{status: number of records}`` of `queue`, every status."""
+    return {status: db[COLLECTION].count_documents(
+                {'queue': queue, 'status': status})
+            for status in STATUSES}
+
+
+def last_error(db, queue):
+    """Return the latest record of `queue` whose status is ``failed`` or
+    ``dead``, or None."""
+    return db[COLLECTION].find_one(
+        {'queue': queue, 'status': {'$in': [FAILED, DEAD]}},
+        sort=[('finished_at', -1)])
+
+
 def ensure_indexes(db):
     """Create the indexes that status queries use."""
     db[COLLECTION].create_index([('queue', 1), ('status', 1)])
+    db[COLLECTION].create_index([('queue', 1), ('finished_at', -1)])

@@ -236,5 +236,55 @@ class PersistenceTest(DispatchTestCase):
         self.assertEqual(second.delay, 0.1)
 
 
+class RequeuedMessageTest(DispatchTestCase):
+    """A dead letter that reactor_dead requeued is handled again."""
+
+    def dead_message(self):
+        found = listener(WriterApp, 'write', 'audit')
+        delivery = delivery_for(found, {'project_id': 'demo',
+                                        'mount_point': 'notes',
+                                        'fail': True})
+        delivery.headers[ATTEMPT_HEADER] = 2
+        outcome = self.dispatcher.handle(delivery, found)
+        self.assertEqual(outcome.status, DEAD)
+        return found, delivery.message_id
+
+    def redelivery(self, found, message_id):
+        return delivery_for(found, {'project_id': 'demo',
+                                    'mount_point': 'notes', 'text': 'x'},
+                            message_id=message_id, redelivered=True)
+
+    def test_redelivered_dead_message_is_duplicate(self):
+        found, message_id = self.dead_message()
+        outcome = self.dispatcher.handle(
+            self.redelivery(found, message_id), found)
+        self.assertEqual(outcome.status, DUPLICATE)
+        self.assertEqual(self.db.notes.count_documents({}), 0)
+
+    def test_redelivered_requeued_message_handled(self):
+        found, message_id = self.dead_message()
+        for _ in range(3):
+            records.count_unfinished(self.db, found.queue, message_id)
+        self.assertTrue(records.mark_requeued(self.db, found.queue,
+                                              message_id))
+        outcome = self.dispatcher.handle(
+            self.redelivery(found, message_id), found)
+        self.assertEqual(outcome.status, DONE)
+        self.assertEqual(self.db.notes.count_documents({}), 1)
+        record = records.find_record(self.db, found.queue, message_id)
+        self.assertEqual(record['status'], records.DONE)
+
+    def test_mark_requeued_only_changes_dead_records(self):
+        found = listener(WriterApp, 'write', 'audit')
+        delivery = delivery_for(found, {'project_id': 'demo',
+                                        'mount_point': 'notes'})
+        self.dispatcher.handle(delivery, found)
+        self.assertFalse(records.mark_requeued(
+            self.db, found.queue, delivery.message_id))
+        record = records.find_record(self.db, found.queue,
+                                     delivery.message_id)
+        self.assertEqual(record['status'], records.DONE)
+
+
 if __name__ == '__main__':
     unittest.main()
