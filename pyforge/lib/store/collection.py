@@ -82,12 +82,13 @@ class Collection:
             yield Table(self._engine, connection, info) if info else None
 
     @contextlib.contextmanager
-    def _write_table(self, create=False):
+    def _write_table(self, create=False, savepoint=False):
         """Yield the Table in a write transaction, creating it on request.
 
         Yields None when the collection is missing and create is False.
+        With savepoint, a nested call undoes its writes if it raises.
         """
-        with self._engine.write() as connection:
+        with self._engine.write(savepoint) as connection:
             info = catalog.load_collection(
                 connection, self._database.name, self._name)
             if info is None and create:

@@ -143,7 +143,9 @@ def create_index(collection, keys, unique, name, options):
                 'supports unique and name' % option,
                 INVALID_INDEX_SPECIFICATION_OPTION)
     name = name or index_name(keys)
-    with collection._write_table(create=True) as table:
+    # A savepoint, so that a DuplicateKeyError from filling the index
+    # inside transaction() leaves no index behind.
+    with collection._write_table(create=True, savepoint=True) as table:
         if keys == ID_INDEX_KEYS:
             # Every collection has a unique _id index already.
             return name

@@ -68,6 +68,14 @@ class TransactionCases:
                 self.db.items.insert_one({'_id': 1})
         self.assertEqual(sorted(self.db.items.distinct('_id')), [1, 2])
 
+    def test_failed_unique_index_leaves_none(self):
+        self.db.items.insert_many([{'a': 1}, {'a': 1}])
+        with transaction(self.db):
+            with self.assertRaises(DuplicateKeyError):
+                self.db.items.create_index('a', unique=True)
+        self.assertEqual(list(self.db.items.index_information()), ['_id_'])
+        self.assertEqual(self.db.items.count_documents({'a': 1}), 2)
+
     def test_rollback_restores_indexes(self):
         self.db.items.create_index('name', unique=True)
         with self.assertRaises(Abort):
