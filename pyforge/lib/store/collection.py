@@ -79,7 +79,7 @@ class Collection:
         with self._engine.read() as connection:
             info = catalog.load_collection(
                 connection, self._database.name, self._name)
-            yield Table(self._engine, connection, info) if info else None
+            yield Table(connection, info) if info else None
 
     @contextlib.contextmanager
     def _write_table(self, create=False, savepoint=False):
@@ -94,7 +94,7 @@ class Collection:
             if info is None and create:
                 info = catalog.create_collection(
                     connection, self._database.name, self._name)
-            yield Table(self._engine, connection, info) if info else None
+            yield Table(connection, info) if info else None
 
     def insert_one(self, document):
         """Insert a document, adding an ObjectId _id to it if missing."""

@@ -112,17 +112,6 @@ class Engine:
                 yield state.connection
 
     @contextlib.contextmanager
-    def savepoint(self):
-        """Undo the block's writes if it raises, inside a transaction."""
-        state = self._state()
-        state.depth += 1
-        try:
-            with _savepoint(state.connection, state.depth):
-                yield state.connection
-        finally:
-            state.depth -= 1
-
-    @contextlib.contextmanager
     def _outermost(self, state, begin, writing):
         connection = state.connection
         connection.execute(begin)
