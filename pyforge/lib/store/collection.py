@@ -7,7 +7,7 @@ from bson.objectid import ObjectId
 from pymongo.collection import ReturnDocument
 from pymongo.errors import InvalidName, OperationFailure
 
-from pyforge.lib.store import catalog, indexes, writes
+from pyforge.lib.store import indexes, writes
 from pyforge.lib.store.cursor import (
     Cursor, check_mapping, projection_spec, sort_spec)
 from pyforge.lib.store.documents import encode_document, normalize
@@ -73,13 +73,23 @@ class Collection:
             'Collection objects do not implement truth value testing or '
             'bool(); compare with None instead: collection is not None')
 
+    def _info(self, catalog, create=False):
+        """Return the CollectionInfo, creating the collection on request.
+
+        Call inside a transaction, with the catalog of its connection.
+        Returns None when the collection is missing and create is False.
+        """
+        info = catalog.collection(self._database.name, self._name)
+        if info is None and create:
+            info = catalog.create_collection(self._database.name, self._name)
+        return info
+
     @contextlib.contextmanager
     def _read_table(self):
         """Yield the collection's Table in a read transaction, or None."""
-        with self._engine.read() as connection:
-            info = catalog.load_collection(
-                connection, self._database.name, self._name)
-            yield Table(connection, info) if info else None
+        with self._engine.read() as state:
+            info = self._info(state.catalog)
+            yield Table(state.catalog, info) if info else None
 
     @contextlib.contextmanager
     def _write_table(self, create=False, savepoint=False):
@@ -88,13 +98,9 @@ class Collection:
         Yields None when the collection is missing and create is False.
         With savepoint, a nested call undoes its writes if it raises.
         """
-        with self._engine.write(savepoint) as connection:
-            info = catalog.load_collection(
-                connection, self._database.name, self._name)
-            if info is None and create:
-                info = catalog.create_collection(
-                    connection, self._database.name, self._name)
-            yield Table(connection, info) if info else None
+        with self._engine.write(savepoint) as state:
+            info = self._info(state.catalog, create)
+            yield Table(state.catalog, info) if info else None
 
     def insert_one(self, document):
         """Insert a document, adding an ObjectId _id to it if missing."""

@@ -12,7 +12,6 @@ import itertools
 
 from pymongo.errors import OperationFailure, WriteError
 
-from pyforge.lib.store import catalog
 from pyforge.lib.store.keys import encode_compound_key, encode_key
 from pyforge.lib.store.paths import MISSING, iter_values
 
@@ -152,8 +151,8 @@ def create_index(collection, keys, unique, name, options):
         existing = _conflicting_index(table.info, keys, unique, name)
         if existing is not None:
             return existing
-        table.info = catalog.add_index(
-            table.connection, table.info, name, keys, bool(unique))
+        table.info = table.catalog.add_index(
+            table.info, name, keys, bool(unique))
         table.fill_index(table.info.indexes[-1])
     return name
 
@@ -172,7 +171,7 @@ def drop_index(collection, index_or_name):
                 NAMESPACE_NOT_FOUND)
         for index in table.info.indexes:
             if index.name == name:
-                catalog.remove_index(table.connection, table.info, index)
+                table.catalog.remove_index(table.info, index)
                 return
     raise OperationFailure(
         'index not found with name [%s]' % name, INDEX_NOT_FOUND)

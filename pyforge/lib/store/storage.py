@@ -42,8 +42,10 @@ class Row:
 class Table:
     """Reads and writes the SQL tables of one collection."""
 
-    def __init__(self, connection, info):
-        self.connection = connection
+    def __init__(self, catalog, info):
+        """Wrap the tables of info on the connection of a Catalog."""
+        self.catalog = catalog
+        self.connection = catalog.connection
         self.info = info
 
     def row_by_id_key(self, id_key):
