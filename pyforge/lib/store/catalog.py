@@ -195,7 +195,9 @@ class Catalog:
     collection, of every collection read since the schema version in
     version. A transaction checks that version once, before it first
     uses the cache, because only its own changes, which clear the
-    cache, can change the schema it sees.
+    cache, can change the schema it sees. A statement outside a
+    transaction reads the version together with its rows and passes it
+    to matches().
     """
 
     def __init__(self, connection):
@@ -206,6 +208,14 @@ class Catalog:
         self.checked = False
         self.changed = False
         self._collections = {}
+
+    def cached(self, database, name):
+        """Return the cached entry of a collection, or UNKNOWN.
+
+        The entry may be out of date: use it only for a statement that
+        also reads the schema version, and check it with matches().
+        """
+        return self._collections.get((database, name), UNKNOWN)
 
     def matches(self, version):
         """Return whether the cache is valid at a schema version.

@@ -14,9 +14,9 @@ from pyforge.lib.store.documents import encode_document, normalize
 from pyforge.lib.store.indexes import ID_INDEX_KEYS, ID_INDEX_NAME
 from pyforge.lib.store.keys import encode_key
 from pyforge.lib.store.paths import present_values
-from pyforge.lib.store.plan import matching_rows
 from pyforge.lib.store.projection import Projection
 from pyforge.lib.store.query import compile_filter
+from pyforge.lib.store.reads import read_rows
 from pyforge.lib.store.results import (
     DeleteResult, InsertManyResult, InsertOneResult)
 from pyforge.lib.store.storage import Table
@@ -156,9 +156,7 @@ class Collection:
                                    % (limit,), 15958)
         stop = None if limit is None else skip + limit
         query = normalize(filter)
-        matcher = compile_filter(query)
-        with self._read_table() as table:
-            rows = matching_rows(table, query, matcher, stop)
+        rows = read_rows(self, query, compile_filter(query), stop)
         return len(rows[skip:])
 
     def estimated_document_count(self):
@@ -177,9 +175,7 @@ class Collection:
         if not isinstance(key, str):
             raise TypeError('key must be an instance of str')
         query = normalize(filter or {})
-        matcher = compile_filter(query)
-        with self._read_table() as table:
-            rows = matching_rows(table, query, matcher)
+        rows = read_rows(self, query, compile_filter(query))
         parts = key.split('.')
         seen = set()
         values = []

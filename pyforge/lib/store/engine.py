@@ -71,6 +71,17 @@ class Engine:
         return self._state().connection
 
     @contextlib.contextmanager
+    def session(self):
+        """Yield the calling thread's state without opening a transaction.
+
+        Statements run in the block each form their own transaction,
+        unless the thread is inside one already. On the in-memory store
+        the block holds the lock that transactions hold.
+        """
+        with self._lock():
+            yield self._state()
+
+    @contextlib.contextmanager
     def write(self, savepoint=False):
         """Run the block in a write transaction and yield the state.
 

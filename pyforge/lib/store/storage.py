@@ -8,6 +8,7 @@ statements themselves when one raises, instead of running them in a
 savepoint, which would cost two statements more on every write.
 """
 
+import collections
 import sqlite3
 
 from pymongo.errors import DuplicateKeyError
@@ -18,6 +19,18 @@ from pyforge.lib.store.indexes import (
 from pyforge.lib.store.keys import encode_key
 
 DUPLICATE_KEY = 11000
+
+Lookup = collections.namedtuple('Lookup', ('index', 'low', 'high'))
+Lookup.__doc__ = """Rows to read by key. With index None, the document
+whose encoded _id is low; else the documents with an entry in index
+from low to high, high excluded."""
+
+# A one-row table function of SQLite's PRAGMA schema_version, joined so
+# that a lookup returns one row with the version even when it finds no
+# document.
+_VERSIONED_LOOKUP = (
+    'SELECT d.seq, d.id, d.document, v.schema_version '
+    'FROM pragma_schema_version AS v ')
 
 
 class Row:
@@ -48,24 +61,45 @@ class Table:
         self.connection = catalog.connection
         self.info = info
 
-    def row_by_id_key(self, id_key):
-        """Return the Row whose encoded _id is id_key, or None."""
-        found = self.connection.execute(
-            'SELECT seq, id, document FROM %s WHERE id = ?'
-            % self.info.table, (id_key,)).fetchone()
-        return Row(*found) if found else None
+    def lookup(self, lookup):
+        """Return the Rows that a Lookup finds."""
+        if lookup.index is None:
+            cursor = self.connection.execute(
+                'SELECT seq, id, document FROM %s WHERE id = ?'
+                % self.info.table, (lookup.low,))
+        else:
+            cursor = self.connection.execute(
+                'SELECT d.seq, d.id, d.document FROM %s AS i '
+                'JOIN %s AS d ON d.id = i.id '
+                'WHERE i.key >= ? AND i.key < ?'
+                % (lookup.index.table, self.info.table),
+                (lookup.low, lookup.high))
+        return [Row(*found) for found in cursor]
 
-    def rows_in_index_range(self, index, low, high):
-        """Yield the Rows with an entry in index from low to high."""
-        cursor = self.connection.execute(
-            'SELECT d.seq, d.id, d.document FROM %s AS i '
-            'JOIN %s AS d ON d.id = i.id WHERE i.key >= ? AND i.key < ?'
-            % (index.table, self.info.table), (low, high))
-        try:
-            for found in cursor:
-                yield Row(*found)
-        finally:
-            cursor.close()
+    def versioned_lookup(self, lookup):
+        """Return (schema version, Rows) of a Lookup, in one statement.
+
+        The version shows whether self.info was valid for the rows
+        (catalog.Catalog.matches). Raises sqlite3.OperationalError, no
+        such table, when a table that self.info names was dropped.
+        """
+        if lookup.index is None:
+            sql = _VERSIONED_LOOKUP + (
+                'LEFT JOIN %s AS d ON d.id = ?' % self.info.table)
+            parameters = (lookup.low,)
+        else:
+            sql = _VERSIONED_LOOKUP + (
+                'LEFT JOIN %s AS i ON i.key >= ? AND i.key < ? '
+                'LEFT JOIN %s AS d ON d.id = i.id'
+                % (lookup.index.table, self.info.table))
+            parameters = (lookup.low, lookup.high)
+        version = None
+        rows = []
+        for seq, id_key, data, version in self.connection.execute(
+                sql, parameters):
+            if id_key is not None:
+                rows.append(Row(seq, id_key, data))
+        return version, rows
 
     def all_rows(self):
         """Yield every Row in natural (insertion) order."""
