@@ -14,8 +14,8 @@ from pyforge.lib.store.documents import encode_document, normalize
 from pyforge.lib.store.indexes import ID_INDEX_KEYS, ID_INDEX_NAME
 from pyforge.lib.store.keys import encode_key
 from pyforge.lib.store.paths import present_values
+from pyforge.lib.store.plan import compile_matcher
 from pyforge.lib.store.projection import Projection
-from pyforge.lib.store.query import compile_filter
 from pyforge.lib.store.reads import read_rows
 from pyforge.lib.store.results import (
     DeleteResult, InsertManyResult, InsertOneResult)
@@ -156,7 +156,7 @@ class Collection:
                                    % (limit,), 15958)
         stop = None if limit is None else skip + limit
         query = normalize(filter)
-        rows = read_rows(self, query, compile_filter(query), stop)
+        rows = read_rows(self, query, compile_matcher(query), stop)
         return len(rows[skip:])
 
     def estimated_document_count(self):
@@ -175,7 +175,7 @@ class Collection:
         if not isinstance(key, str):
             raise TypeError('key must be an instance of str')
         query = normalize(filter or {})
-        rows = read_rows(self, query, compile_filter(query))
+        rows = read_rows(self, query, compile_matcher(query))
         parts = key.split('.')
         seen = set()
         values = []

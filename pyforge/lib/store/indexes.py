@@ -106,10 +106,14 @@ def index_entries(document, keys):
 
 def _field_keys(document, field):
     """Return (distinct values to index, whether an array was reached)."""
+    found = list(iter_values(document, field.split('.')))
+    if len(found) == 1 and not isinstance(found[0], list):
+        # One value needs no encoding to remove repeats.
+        return [None if found[0] is MISSING else found[0]], False
     values = []
     seen = set()
     is_array = False
-    for value in iter_values(document, field.split('.')):
+    for value in found:
         if value is MISSING:
             candidates = [None]
         elif isinstance(value, list):

@@ -3,7 +3,8 @@
 Equality on _id reads rows by primary key. Otherwise equality on the
 leading fields of a secondary index reads the rows that index lists.
 Any other filter scans the collection in natural order. The rows
-returned are candidates: the caller still applies the full filter.
+returned are candidates: the caller still applies the full filter,
+unless the primary key lookup alone decides it (compile_matcher).
 """
 
 import contextlib
@@ -13,12 +14,28 @@ from bson.regex import Regex
 
 from pyforge.lib.store.keys import (
     encode_compound_key, encode_key, prefix_range)
-from pyforge.lib.store.query import equality_values
+from pyforge.lib.store.query import (
+    compile_filter, equality_values, is_operator_expression)
 from pyforge.lib.store.storage import Lookup
 
 # Compound $in lookups expand to the product of their value lists;
 # past this many lookups the plan uses fewer index fields.
 MAX_LOOKUPS = 1000
+
+
+def compile_matcher(query):
+    """Return the test that candidate documents must pass, or None.
+
+    None means that every candidate matches: the filter is a single
+    plain equality on _id, which plan_lookups turns into a primary key
+    lookup of exactly that _id. Otherwise returns compile_filter(query),
+    which raises OperationFailure for an invalid filter.
+    """
+    if len(query) == 1 and '_id' in query:
+        value = query['_id']
+        if not (isinstance(value, Regex) or is_operator_expression(value)):
+            return None
+    return compile_filter(query)
 
 
 def plan_lookups(info, query):
@@ -71,8 +88,9 @@ def natural_order(rows):
 def matching_rows(table, query, matcher, stop=None):
     """Return the Rows of table whose documents match, in natural order.
 
-    table may be None for a missing collection. Stops after stop
-    matches when stop is given.
+    table may be None for a missing collection, and matcher None when
+    every candidate matches (compile_matcher). Stops after stop matches
+    when stop is given.
     """
     if table is None or stop == 0:
         return []
@@ -84,7 +102,7 @@ def first_matches(rows, matcher, stop=None):
     """Return the rows whose documents pass matcher, at most stop."""
     found = []
     for row in rows:
-        if matcher(row.document):
+        if matcher is None or matcher(row.document):
             found.append(row)
             if stop is not None and len(found) >= stop:
                 break

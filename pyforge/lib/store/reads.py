@@ -24,7 +24,7 @@ from pyforge.lib.store.storage import Table
 def read_rows(collection, query, matcher, stop=None):
     """Return the Rows of a collection that match, in natural order.
 
-    matcher comes from query.compile_filter(query). Stops after stop
+    matcher comes from plan.compile_matcher(query). Stops after stop
     matches when stop is given.
     """
     if stop == 0:
