@@ -6,6 +6,12 @@ index keys to _id keys. Table names use numbers, not collection names,
 so any collection name MongoDB accepts is safe in SQL. One file can
 contain several databases, which the catalog's database column
 distinguishes.
+
+Each connection caches the catalog in a Catalog object. Every catalog
+change creates or drops a table in the same transaction, and SQLite
+increments the database's schema version on every schema change
+(PRAGMA schema_version in SQLite's documentation), so the cache is
+valid while that version is unchanged.
 """
 
 import collections
@@ -168,3 +174,124 @@ def remove_index(connection, info, index):
         (info.tag, index.name))
     log.info('dropped index %s on %s.%s', index.name, info.database,
              info.name)
+
+
+class _Unknown:
+    """Marker for a collection that a Catalog has not read yet."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return 'UNKNOWN'
+
+
+UNKNOWN = _Unknown()
+
+
+class Catalog:
+    """The catalog of one connection, cached across transactions.
+
+    The cache contains the CollectionInfo, or None for a missing
+    collection, of every collection read since the schema version in
+    version. A transaction checks that version once, before it first
+    uses the cache, because only its own changes, which clear the
+    cache, can change the schema it sees. A statement outside a
+    transaction reads the version together with its rows and passes it
+    to matches().
+    """
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.version = None
+        # Whether the current transaction has checked the version, and
+        # whether it has changed the catalog, which a rollback undoes.
+        self.checked = False
+        self.changed = False
+        self._collections = {}
+
+    def cached(self, database, name):
+        """Return the cached entry of a collection, or UNKNOWN.
+
+        The entry may be out of date: use it only for a statement that
+        also reads the schema version, and check it with matches().
+        """
+        return self._collections.get((database, name), UNKNOWN)
+
+    def matches(self, version):
+        """Return whether the cache is valid at a schema version.
+
+        Drops the cached entries when it is not, so that they are read
+        again at that version.
+        """
+        if version == self.version:
+            return True
+        self._collections.clear()
+        self.version = version
+        return False
+
+    def clear(self):
+        """Drop every cached entry and the version they were read at."""
+        self._collections.clear()
+        self.version = None
+        self.checked = False
+
+    def collection(self, database, name):
+        """Return a collection's CollectionInfo, or None if it is missing.
+
+        Call inside a transaction: the result is valid until it ends.
+        """
+        if not self.checked:
+            version = self.connection.execute(
+                'PRAGMA schema_version').fetchone()[0]
+            self.matches(version)
+            self.checked = True
+        key = (database, name)
+        info = self._collections.get(key, UNKNOWN)
+        if info is UNKNOWN:
+            info = load_collection(self.connection, database, name)
+            self._collections[key] = info
+        return info
+
+    def create_collection(self, database, name):
+        """Create a collection; call inside a write transaction."""
+        info = create_collection(self.connection, database, name)
+        self._note_change()
+        return info
+
+    def drop_collection(self, info):
+        """Drop a collection; call inside a write transaction."""
+        drop_collection(self.connection, info)
+        self._note_change()
+
+    def add_index(self, info, name, keys, unique):
+        """Create an empty index and return the collection's new info."""
+        info = add_index(self.connection, info, name, keys, unique)
+        self._note_change()
+        return info
+
+    def remove_index(self, info, index):
+        """Drop one secondary index; call inside a write transaction."""
+        remove_index(self.connection, info, index)
+        self._note_change()
+
+    def _note_change(self):
+        # The next use in this transaction reads the catalog again, and
+        # a rollback drops what it read (rolled_back).
+        self.changed = True
+        self.clear()
+
+    def rolled_back(self):
+        """Forget entries that a rollback may have made wrong.
+
+        Called after a ROLLBACK or a ROLLBACK TO a savepoint. Entries
+        read after a change of this transaction are tagged with a
+        schema version that the rollback undid, and another
+        connection's different change can produce that version again.
+        """
+        if self.changed:
+            self.clear()
+
+    def end_transaction(self):
+        """Reset the per-transaction state after COMMIT or ROLLBACK."""
+        self.checked = False
+        self.changed = False

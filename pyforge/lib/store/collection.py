@@ -7,16 +7,16 @@ from bson.objectid import ObjectId
 from pymongo.collection import ReturnDocument
 from pymongo.errors import InvalidName, OperationFailure
 
-from pyforge.lib.store import catalog, indexes, writes
+from pyforge.lib.store import indexes, writes
 from pyforge.lib.store.cursor import (
     Cursor, check_mapping, projection_spec, sort_spec)
 from pyforge.lib.store.documents import encode_document, normalize
 from pyforge.lib.store.indexes import ID_INDEX_KEYS, ID_INDEX_NAME
 from pyforge.lib.store.keys import encode_key
 from pyforge.lib.store.paths import present_values
-from pyforge.lib.store.plan import matching_rows
+from pyforge.lib.store.plan import compile_matcher
 from pyforge.lib.store.projection import Projection
-from pyforge.lib.store.query import compile_filter
+from pyforge.lib.store.reads import read_rows
 from pyforge.lib.store.results import (
     DeleteResult, InsertManyResult, InsertOneResult)
 from pyforge.lib.store.storage import Table
@@ -73,27 +73,34 @@ class Collection:
             'Collection objects do not implement truth value testing or '
             'bool(); compare with None instead: collection is not None')
 
+    def _info(self, catalog, create=False):
+        """Return the CollectionInfo, creating the collection on request.
+
+        Call inside a transaction, with the catalog of its connection.
+        Returns None when the collection is missing and create is False.
+        """
+        info = catalog.collection(self._database.name, self._name)
+        if info is None and create:
+            info = catalog.create_collection(self._database.name, self._name)
+        return info
+
     @contextlib.contextmanager
     def _read_table(self):
         """Yield the collection's Table in a read transaction, or None."""
-        with self._engine.read() as connection:
-            info = catalog.load_collection(
-                connection, self._database.name, self._name)
-            yield Table(self._engine, connection, info) if info else None
+        with self._engine.read() as state:
+            info = self._info(state.catalog)
+            yield Table(state.catalog, info) if info else None
 
     @contextlib.contextmanager
-    def _write_table(self, create=False):
+    def _write_table(self, create=False, savepoint=False):
         """Yield the Table in a write transaction, creating it on request.
 
         Yields None when the collection is missing and create is False.
+        With savepoint, a nested call undoes its writes if it raises.
         """
-        with self._engine.write() as connection:
-            info = catalog.load_collection(
-                connection, self._database.name, self._name)
-            if info is None and create:
-                info = catalog.create_collection(
-                    connection, self._database.name, self._name)
-            yield Table(self._engine, connection, info) if info else None
+        with self._engine.write(savepoint) as state:
+            info = self._info(state.catalog, create)
+            yield Table(state.catalog, info) if info else None
 
     def insert_one(self, document):
         """Insert a document, adding an ObjectId _id to it if missing."""
@@ -149,9 +156,7 @@ class Collection:
                                    % (limit,), 15958)
         stop = None if limit is None else skip + limit
         query = normalize(filter)
-        matcher = compile_filter(query)
-        with self._read_table() as table:
-            rows = matching_rows(table, query, matcher, stop)
+        rows = read_rows(self, query, compile_matcher(query), stop)
         return len(rows[skip:])
 
     def estimated_document_count(self):
@@ -170,9 +175,7 @@ class Collection:
         if not isinstance(key, str):
             raise TypeError('key must be an instance of str')
         query = normalize(filter or {})
-        matcher = compile_filter(query)
-        with self._read_table() as table:
-            rows = matching_rows(table, query, matcher)
+        rows = read_rows(self, query, compile_matcher(query))
         parts = key.split('.')
         seen = set()
         values = []

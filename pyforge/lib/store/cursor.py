@@ -13,9 +13,9 @@ from pymongo.errors import InvalidOperation, OperationFailure
 from pyforge.lib.store.documents import normalize
 from pyforge.lib.store.order import field_sort_key
 from pyforge.lib.store.paths import iter_values
-from pyforge.lib.store.plan import matching_rows
+from pyforge.lib.store.plan import compile_matcher
 from pyforge.lib.store.projection import Projection
-from pyforge.lib.store.query import compile_filter
+from pyforge.lib.store.reads import read_rows
 
 BAD_SORT_ORDER = 15975
 
@@ -197,7 +197,7 @@ class Cursor:
                 'skip value must be non-negative, but received: %d'
                 % self._skip, 51024)
         query = normalize(self._filter)
-        matcher = compile_filter(query)
+        matcher = compile_matcher(query)
         projection = None
         if self._projection is not None:
             projection = Projection(self._projection)
@@ -207,8 +207,7 @@ class Cursor:
         stop = None
         if limit and not self._sort:
             stop = self._skip + limit
-        with self.collection._read_table() as table:
-            rows = matching_rows(table, query, matcher, stop)
+        rows = read_rows(self.collection, query, matcher, stop)
         if self._sort:
             sort_rows(rows, self._sort)
         rows = rows[self._skip:]

@@ -9,6 +9,11 @@ lock up front, so a read-modify-write such as $inc cannot interleave
 with another process's. Transactions nest: an inner one joins the
 outer one.
 
+Each connection caches the catalog (catalog.Catalog). A transaction
+checks the cache once against the schema version, so a collection or
+an index that another process created or dropped is seen by the next
+transaction or statement.
+
 An in-memory store has a single connection, shared by the threads of
 one process under a lock.
 """
@@ -36,9 +41,10 @@ _inherited_connections = []
 
 
 class _State:
-    """The connection of one thread and its transaction depth."""
+    """The connection of one thread, its transaction depth and catalog."""
 
-    __slots__ = ('connection', 'pid', 'generation', 'depth', 'writing')
+    __slots__ = ('connection', 'pid', 'generation', 'depth', 'writing',
+                 'catalog')
 
     def __init__(self, connection, generation):
         self.connection = connection
@@ -46,6 +52,7 @@ class _State:
         self.generation = generation
         self.depth = 0
         self.writing = False
+        self.catalog = catalog.Catalog(connection)
 
 
 class Engine:
@@ -64,8 +71,19 @@ class Engine:
         return self._state().connection
 
     @contextlib.contextmanager
+    def session(self):
+        """Yield the calling thread's state without opening a transaction.
+
+        Statements run in the block each form their own transaction,
+        unless the thread is inside one already. On the in-memory store
+        the block holds the lock that transactions hold.
+        """
+        with self._lock():
+            yield self._state()
+
+    @contextlib.contextmanager
     def write(self, savepoint=False):
-        """Run the block in a write transaction and yield the connection.
+        """Run the block in a write transaction and yield the state.
 
         The outermost call runs BEGIN IMMEDIATE and commits when the
         block ends, or rolls back if it raises. A nested call joins the
@@ -76,7 +94,7 @@ class Engine:
             state = self._state()
             if state.depth == 0:
                 with self._outermost(state, 'BEGIN IMMEDIATE', True):
-                    yield state.connection
+                    yield state
                 return
             if not state.writing:
                 raise InvalidOperation(
@@ -85,16 +103,16 @@ class Engine:
             state.depth += 1
             try:
                 if savepoint:
-                    with _savepoint(state.connection, state.depth):
-                        yield state.connection
+                    with _savepoint(state):
+                        yield state
                 else:
-                    yield state.connection
+                    yield state
             finally:
                 state.depth -= 1
 
     @contextlib.contextmanager
     def read(self):
-        """Run the block in a read transaction and yield the connection.
+        """Run the block in a read transaction and yield the state.
 
         All reads of the block see one snapshot of the database. Inside
         a write transaction the block joins it and sees its writes.
@@ -104,23 +122,12 @@ class Engine:
             if state.depth:
                 state.depth += 1
                 try:
-                    yield state.connection
+                    yield state
                 finally:
                     state.depth -= 1
                 return
             with self._outermost(state, 'BEGIN', False):
-                yield state.connection
-
-    @contextlib.contextmanager
-    def savepoint(self):
-        """Undo the block's writes if it raises, inside a transaction."""
-        state = self._state()
-        state.depth += 1
-        try:
-            with _savepoint(state.connection, state.depth):
-                yield state.connection
-        finally:
-            state.depth -= 1
+                yield state
 
     @contextlib.contextmanager
     def _outermost(self, state, begin, writing):
@@ -130,20 +137,16 @@ class Engine:
         state.writing = writing
         try:
             yield
+            connection.execute('COMMIT')
         except BaseException:
             if connection.in_transaction:
                 connection.execute('ROLLBACK')
+            state.catalog.rolled_back()
             raise
-        else:
-            try:
-                connection.execute('COMMIT')
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute('ROLLBACK')
-                raise
         finally:
             state.depth = 0
             state.writing = False
+            state.catalog.end_transaction()
 
     @contextlib.contextmanager
     def count_steps(self):
@@ -168,14 +171,16 @@ class Engine:
 
 
 @contextlib.contextmanager
-def _savepoint(connection, depth):
-    name = 'store_%d' % depth
+def _savepoint(state):
+    connection = state.connection
+    name = 'store_%d' % state.depth
     connection.execute('SAVEPOINT %s' % name)
     try:
         yield
     except BaseException:
         connection.execute('ROLLBACK TO %s' % name)
         connection.execute('RELEASE %s' % name)
+        state.catalog.rolled_back()
         raise
     connection.execute('RELEASE %s' % name)
 

@@ -12,7 +12,6 @@ import itertools
 
 from pymongo.errors import OperationFailure, WriteError
 
-from pyforge.lib.store import catalog
 from pyforge.lib.store.keys import encode_compound_key, encode_key
 from pyforge.lib.store.paths import MISSING, iter_values
 
@@ -107,10 +106,14 @@ def index_entries(document, keys):
 
 def _field_keys(document, field):
     """Return (distinct values to index, whether an array was reached)."""
+    found = list(iter_values(document, field.split('.')))
+    if len(found) == 1 and not isinstance(found[0], list):
+        # One value needs no encoding to remove repeats.
+        return [None if found[0] is MISSING else found[0]], False
     values = []
     seen = set()
     is_array = False
-    for value in iter_values(document, field.split('.')):
+    for value in found:
         if value is MISSING:
             candidates = [None]
         elif isinstance(value, list):
@@ -143,15 +146,17 @@ def create_index(collection, keys, unique, name, options):
                 'supports unique and name' % option,
                 INVALID_INDEX_SPECIFICATION_OPTION)
     name = name or index_name(keys)
-    with collection._write_table(create=True) as table:
+    # A savepoint, so that a DuplicateKeyError from filling the index
+    # inside transaction() leaves no index behind.
+    with collection._write_table(create=True, savepoint=True) as table:
         if keys == ID_INDEX_KEYS:
             # Every collection has a unique _id index already.
             return name
         existing = _conflicting_index(table.info, keys, unique, name)
         if existing is not None:
             return existing
-        table.info = catalog.add_index(
-            table.connection, table.info, name, keys, bool(unique))
+        table.info = table.catalog.add_index(
+            table.info, name, keys, bool(unique))
         table.fill_index(table.info.indexes[-1])
     return name
 
@@ -170,7 +175,7 @@ def drop_index(collection, index_or_name):
                 NAMESPACE_NOT_FOUND)
         for index in table.info.indexes:
             if index.name == name:
-                catalog.remove_index(table.connection, table.info, index)
+                table.catalog.remove_index(table.info, index)
                 return
     raise OperationFailure(
         'index not found with name [%s]' % name, INDEX_NOT_FOUND)

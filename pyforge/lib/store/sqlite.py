@@ -73,8 +73,8 @@ class Database:
 
     def list_collection_names(self):
         """Return the names of the collections that exist, sorted."""
-        with self._engine.read() as connection:
-            return catalog.collection_names(connection, self._name)
+        with self._engine.read() as state:
+            return catalog.collection_names(state.connection, self._name)
 
     def drop_collection(self, name_or_collection):
         """Drop a collection, its documents and its indexes.
@@ -88,11 +88,11 @@ class Database:
         if not isinstance(name, str):
             raise TypeError('name_or_collection must be an instance of str '
                             'or Collection, not %s' % type(name))
-        with self._engine.write() as connection:
-            info = catalog.load_collection(connection, self._name, name)
+        with self._engine.write() as state:
+            info = state.catalog.collection(self._name, name)
             if info is None:
                 return {'ok': 1.0}
-            catalog.drop_collection(connection, info)
+            state.catalog.drop_collection(info)
         return {'ns': '%s.%s' % (self._name, name),
                 'nIndexesWas': len(info.indexes) + 1, 'ok': 1.0}
 

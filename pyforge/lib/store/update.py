@@ -104,11 +104,10 @@ class Update:
                 continue
             _APPLY[operator](document, path, parts, operand)
         new_id = document.get('_id', MISSING)
-        if original_id is MISSING or new_id is MISSING:
-            changed = original_id is not new_id
-        else:
-            changed = encode_key(original_id) != encode_key(new_id)
-        if changed and not inserting:
+        if inserting or new_id is original_id:
+            return
+        if (original_id is MISSING or new_id is MISSING
+                or encode_key(original_id) != encode_key(new_id)):
             raise write_error(
                 "Performing an update on the path '_id' would modify the "
                 "immutable field '_id'", IMMUTABLE_FIELD)
@@ -153,6 +152,9 @@ def _compile_pull_condition(operand):
 
 
 def _check_conflicts(paths):
+    if not _may_conflict(paths):
+        return
+    # Compare every pair, to name the same pair as the server does.
     for index, path in enumerate(paths):
         for other in paths[index + 1:]:
             shorter, longer = sorted((path, other), key=len)
@@ -161,6 +163,24 @@ def _check_conflicts(paths):
                     "Updating the path '%s' would create a conflict at "
                     "'%s'" % (longer, shorter),
                     CONFLICTING_UPDATE_OPERATORS)
+
+
+def _may_conflict(paths):
+    """Return whether a path repeats or is a dotted prefix of another.
+
+    Runs in time linear in the total length of the paths, where
+    comparing every pair would not.
+    """
+    distinct = set(paths)
+    if len(distinct) < len(paths):
+        return True
+    for path in paths:
+        position = path.find('.')
+        while position != -1:
+            if path[:position] in distinct:
+                return True
+            position = path.find('.', position + 1)
+    return False
 
 
 def _apply_set(document, path, parts, value):

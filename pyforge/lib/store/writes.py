@@ -14,8 +14,8 @@ from pyforge.lib.store.cursor import sort_rows
 from pyforge.lib.store.documents import (
     decode_document, encode_document, normalize, write_error)
 from pyforge.lib.store.keys import encode_key
-from pyforge.lib.store.plan import matching_rows
-from pyforge.lib.store.query import compile_filter, equality_values
+from pyforge.lib.store.plan import compile_matcher, matching_rows
+from pyforge.lib.store.query import equality_values
 from pyforge.lib.store.results import UpdateResult
 from pyforge.lib.store.update import IMMUTABLE_FIELD, Update
 
@@ -62,7 +62,7 @@ def update_documents(collection, query, update, upsert, multi):
     committing the updates of the documents before it.
     """
     query = normalize(query)
-    matcher = compile_filter(query)
+    matcher = compile_matcher(query)
     matched = modified = 0
     failure = None
     with collection._write_table(create=upsert) as table:
@@ -103,11 +103,25 @@ def upsert_document(query, update):
     fields = {
         path: values[0]
         for path, values in equality_values(query, include_in=False).items()}
-    document = {}
-    if fields:
+    if _top_level_scalars(fields):
+        # What $set of these fields does, without parsing an Update.
+        document = dict(fields)
+    else:
+        document = {}
         Update({'$set': fields}).apply(document, inserting=True)
     update.apply(document, inserting=True)
     return _with_id_first(document)
+
+
+def _top_level_scalars(fields):
+    """Return whether fields are top-level names with scalar values.
+
+    The values then need no copy, and $set needs no path resolution.
+    """
+    for path, value in fields.items():
+        if not path or '.' in path or isinstance(value, (dict, list)):
+            return False
+    return True
 
 
 def _with_id_first(document):
@@ -121,7 +135,7 @@ def replace_document(collection, query, replacement, upsert):
     """Replace the first match with replacement; return UpdateResult."""
     query = normalize(query)
     replacement = normalize(replacement)
-    matcher = compile_filter(query)
+    matcher = compile_matcher(query)
     with collection._write_table(create=upsert) as table:
         rows = matching_rows(table, query, matcher, 1)
         if rows:
@@ -166,7 +180,7 @@ def find_and_update(collection, query, update, sort, upsert, after):
     True; None when nothing matched and no upsert inserted.
     """
     query = normalize(query)
-    matcher = compile_filter(query)
+    matcher = compile_matcher(query)
     with collection._write_table(create=upsert) as table:
         rows = matching_rows(table, query, matcher, None if sort else 1)
         if sort:
@@ -190,7 +204,7 @@ def find_and_update(collection, query, update, sort, upsert, after):
 def delete_documents(collection, query, multi):
     """Delete the first or every match; return how many were deleted."""
     query = normalize(query)
-    matcher = compile_filter(query)
+    matcher = compile_matcher(query)
     with collection._write_table() as table:
         rows = matching_rows(table, query, matcher, None if multi else 1)
         for row in rows:

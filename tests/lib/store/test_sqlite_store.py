@@ -89,6 +89,37 @@ class UnsupportedFeatureTest(unittest.TestCase):
             self.db.items.create_index('name', background=True), 'name_1')
 
 
+class UpdateConflictTest(unittest.TestCase):
+    """Update paths that overlap raise WriteError 40, as in MongoDB."""
+
+    def setUp(self):
+        self.db = connect('sqlite://', 'test')
+        self.db.items.insert_one({'_id': 1})
+
+    def test_overlapping_paths_rejected(self):
+        for update in ({'$set': {'a': 1}, '$inc': {'a': 1}},
+                       {'$set': {'a': 1}, '$unset': {'a.b.c': ''}},
+                       {'$set': {'a.b.c': 1, 'x': 2}, '$inc': {'a.b': 1}}):
+            with self.subTest(update=update):
+                with self.assertRaises(WriteError) as caught:
+                    self.db.items.update_one({'_id': 1}, update)
+                self.assertEqual(caught.exception.code, 40)
+        self.assertEqual(self.db.items.find_one(1), {'_id': 1})
+
+    def test_conflict_names_both_paths(self):
+        with self.assertRaises(WriteError) as caught:
+            self.db.items.update_one(
+                {'_id': 1}, {'$set': {'a.b': 1}, '$inc': {'a': 1}})
+        self.assertIn("Updating the path 'a.b' would create a conflict "
+                      "at 'a'", str(caught.exception))
+
+    def test_similar_paths_accepted(self):
+        update = {'$set': {'a': 1, 'ab': 2, 'b.c': 3, 'b.cd': 4}}
+        self.db.items.update_one({'_id': 1}, update)
+        self.assertEqual(self.db.items.find_one(1), {
+            '_id': 1, 'a': 1, 'ab': 2, 'b': {'c': 3, 'cd': 4}})
+
+
 class DocumentLimitTest(unittest.TestCase):
     """Limits on stored documents."""
 

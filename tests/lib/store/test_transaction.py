@@ -2,17 +2,35 @@
 
 import threading
 import unittest
+from unittest import mock
 
 import mongomock
 import pymongo
 from pymongo.errors import DuplicateKeyError
 
 from pyforge.lib.store import connect, transaction
+from pyforge.lib.store.storage import Table
 from tests.lib.store.support import TemporaryFolderMixin
 
 
 class Abort(Exception):
     """Raised by a test to leave a transaction block."""
+
+
+class IndexWriteFailure(Exception):
+    """Raised in place of writing the entries of one index."""
+
+
+def failing_index(name):
+    """Patch Table so that writing entries of index name raises."""
+    add_entries = Table._add_entries
+
+    def add_or_fail(table, index, id_key, entries):
+        if index.name == name:
+            raise IndexWriteFailure(name)
+        add_entries(table, index, id_key, entries)
+
+    return mock.patch.object(Table, '_add_entries', add_or_fail)
 
 
 class TransactionCases:
@@ -67,6 +85,43 @@ class TransactionCases:
             with self.assertRaises(DuplicateKeyError):
                 self.db.items.insert_one({'_id': 1})
         self.assertEqual(sorted(self.db.items.distinct('_id')), [1, 2])
+
+    def test_failed_unique_index_leaves_none(self):
+        self.db.items.insert_many([{'a': 1}, {'a': 1}])
+        with transaction(self.db):
+            with self.assertRaises(DuplicateKeyError):
+                self.db.items.create_index('a', unique=True)
+        self.assertEqual(list(self.db.items.index_information()), ['_id_'])
+        self.assertEqual(self.db.items.count_documents({'a': 1}), 2)
+
+    def test_failed_insert_undone(self):
+        self.db.items.create_index('a', unique=True)
+        self.db.items.create_index('b')
+        with transaction(self.db):
+            with failing_index('b_1'), self.assertRaises(IndexWriteFailure):
+                self.db.items.insert_one({'_id': 1, 'a': 1, 'b': 1})
+        self.assertIsNone(self.db.items.find_one({'_id': 1}))
+        # The entry in the unique index on a was removed too.
+        self.db.items.insert_one({'_id': 2, 'a': 1, 'b': 1})
+        self.assertEqual(self.db.items.find_one({'a': 1})['_id'], 2)
+
+    def test_failed_update_undone(self):
+        self.db.items.create_index('a', unique=True)
+        self.db.items.create_index('b')
+        self.db.items.insert_one({'_id': 1, 'a': 1, 'b': 1})
+        with transaction(self.db):
+            with failing_index('b_1'), self.assertRaises(IndexWriteFailure):
+                self.db.items.update_one(
+                    {'_id': 1}, {'$set': {'a': 2, 'b': 2}})
+        self.assertEqual(self.db.items.find_one({'_id': 1}),
+                         {'_id': 1, 'a': 1, 'b': 1})
+        self.assertEqual(self.db.items.find_one({'a': 1})['_id'], 1)
+        self.assertEqual(self.db.items.find_one({'b': 1})['_id'], 1)
+        self.assertIsNone(self.db.items.find_one({'b': 2}))
+        # The entry for a = 2 was removed again, the one for 1 restored.
+        self.db.items.insert_one({'_id': 2, 'a': 2})
+        with self.assertRaises(DuplicateKeyError):
+            self.db.items.insert_one({'_id': 3, 'a': 1})
 
     def test_rollback_restores_indexes(self):
         self.db.items.create_index('name', unique=True)
