@@ -1,9 +1,9 @@
 """The reference: a plain kombu consumer with pyforge's guarantees.
 
 It consumes one queue with the same prefetch, decodes each JSON body,
-writes a record of the message to the same kind of store (one upsert by
-``_id``, as pyforge's message record), and acks the message only after
-that write, one round trip each. It stops after --messages records.
+inserts the same record document that pyforge writes for a handled
+message into the same kind of store, and acks the message only after
+that write, one at a time. It stops after --messages records.
 
 Run: python bench/plain_consumer.py AMQP_URL MONGO_URL QUEUE --messages N
 """
@@ -11,6 +11,7 @@ Run: python bench/plain_consumer.py AMQP_URL MONGO_URL QUEUE --messages N
 import argparse
 import datetime
 import json
+import os
 import socket
 import sys
 import time
@@ -44,24 +45,36 @@ def main(argv=None):
     else:
         connection = kombu.Connection(arguments.amqp_url)
     handled = 0
+    worker = '%s:%d' % (socket.gethostname(), os.getpid())
 
     def on_message(message):
         nonlocal handled
+        started = datetime.datetime.now(datetime.timezone.utc)
         data = json.loads(message.body)
+        info = message.delivery_info
         published_at = message.headers['pyforge-published-at']
-        finished = time.time()
-        records.update_one(
-            {'_id': '%s/%s' % (arguments.queue,
-                               message.properties['message_id'])},
-            {'$set': {
-                'queue': arguments.queue,
-                'project_id': data.get('project_id'),
-                'status': 'done',
-                'finished_at': datetime.datetime.fromtimestamp(
-                    finished, datetime.timezone.utc),
-                'latency': finished - published_at,
-            }},
-            upsert=True)
+        message_id = message.properties['message_id']
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        # The same document pyforge records for a handled message.
+        records.insert_one({
+            '_id': '%s/%s' % (arguments.queue, message_id),
+            'message_id': message_id,
+            'queue': arguments.queue,
+            'exchange': info.get('exchange'),
+            'routing_key': info.get('routing_key'),
+            'listener': 'bench.plain_consumer:on_message',
+            'project_id': data.get('project_id'),
+            'mount_point': data.get('mount_point'),
+            'status': 'done',
+            'attempts': 1,
+            'worker': worker,
+            'started_at': started,
+            'finished_at': finished,
+            'duration': (finished - started).total_seconds(),
+            'published_at': datetime.datetime.fromtimestamp(
+                published_at, datetime.timezone.utc),
+            'latency': finished.timestamp() - published_at,
+        })
         message.ack()
         handled += 1
 

@@ -63,11 +63,17 @@ def parse_arguments(argv):
     parser.add_argument('--amqp-host', default='127.0.0.1:5672',
                         help='RabbitMQ host:port, guest/guest '
                              '(default: %(default)s)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='runs of each measurement, alternating '
+                             'pyforge and the reference; the table shows '
+                             'medians (default: %(default)s)')
     parser.add_argument('--skip-embedded', action='store_true',
                         help='measure RabbitMQ only')
     arguments = parser.parse_args(argv)
     if arguments.messages < 2 or arguments.rate <= 0:
         parser.error('--messages must be 2 or more and --rate positive')
+    if arguments.repeat < 1:
+        parser.error('--repeat must be 1 or more')
     return arguments
 
 
@@ -193,13 +199,17 @@ def records(settings):
 
 def wait_for_records(settings, count, timeout):
     collection = records(settings)
+    done = {'queue': QUEUE, 'status': 'done'}
     deadline = time.monotonic() + timeout
-    while collection.count_documents({'status': 'done'}) < count:
+    # Counting records reads all of them, which would take CPU from the
+    # consumer being measured; the broker's queue depth costs little.
+    while queued(settings) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    while collection.count_documents(done) < count:
         if time.monotonic() > deadline:
             raise RuntimeError('only %d of %d records after %.0f s' % (
-                collection.count_documents({'status': 'done'}), count,
-                timeout))
-        time.sleep(0.2)
+                collection.count_documents(done), count, timeout))
+        time.sleep(0.5)
 
 
 def throughput(settings, count):
@@ -226,6 +236,15 @@ def rss_mb(pid):
     with open('/proc/%d/status' % pid) as status:
         for line in status:
             if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def pss_mb(pid):
+    """Return the proportional set size of process `pid` in MB."""
+    with open('/proc/%d/smaps_rollup' % pid) as rollup:
+        for line in rollup:
+            if line.startswith('Pss:'):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
@@ -312,7 +331,9 @@ def measure_reference(bench, embedded):
 
 
 def measure_many_queues(bench, processes=None):
-    """Return the total RSS in MB of ``paster reactor`` on 20 queues."""
+    """Return the total RSS and PSS in MB of ``paster reactor`` on 20
+    queues. RSS counts the pages forked workers share with their parent
+    once per process; PSS divides them among the sharers."""
     ini, _ = bench.fresh(embedded=False)
     args = ['--app', 'bench20']
     if processes:
@@ -321,7 +342,8 @@ def measure_many_queues(bench, processes=None):
     time.sleep(5)
     pids = [reactor.pid] + _wait_children(reactor,
                                           expected=processes or 20)
-    total = sum(rss_mb(pid) for pid in pids)
+    total = (sum(rss_mb(pid) for pid in pids),
+             sum(pss_mb(pid) for pid in pids))
     _stop_all([reactor])
     return total
 
@@ -357,9 +379,11 @@ def report(arguments, rows, memory):
     print('machine: %s, %d cores; Python %s; kombu %s' % (
         platform.machine(), os.cpu_count(), platform.python_version(),
         kombu.__version__))
-    print('messages: %d; latency runs: %.0f msg/s for %.0f s; prefetch %d'
-          % (arguments.messages, arguments.rate, arguments.latency_seconds,
-             arguments.prefetch))
+    print('messages: %d; latency runs: %.0f msg/s for %.0f s; prefetch '
+          '%d; medians of %d runs' % (
+              arguments.messages, arguments.rate,
+              arguments.latency_seconds, arguments.prefetch,
+              arguments.repeat))
     print()
     print('| broker | consumer | msg/s | ratio | p50 ms | p99 ms | '
           'idle RSS MB | RSS after MB |')
@@ -373,10 +397,17 @@ def report(arguments, rows, memory):
             '%.1f' % result['after_rss'] if 'after_rss' in result
             else '-'))
     print()
-    print('| paster reactor on 20 queues | processes | total RSS MB |')
-    print('| --- | --- | --- |')
-    for label, processes, total in memory:
-        print('| %s | %d | %.1f |' % (label, processes, total))
+    print('| paster reactor on 20 queues | processes | total RSS MB | '
+          'total PSS MB |')
+    print('| --- | --- | --- | --- |')
+    for label, processes, rss, pss in memory:
+        print('| %s | %d | %.1f | %.1f |' % (label, processes, rss, pss))
+
+
+def median_result(results):
+    """Return the median of each measurement over repeated runs."""
+    return {key: statistics.median(result[key] for result in results)
+            for key in results[0]}
 
 
 def main(argv=None):
@@ -388,17 +419,25 @@ def main(argv=None):
         if not arguments.skip_embedded:
             brokers.append(('filesystem', True))
         for broker, embedded in brokers:
-            reference = measure_reference(bench, embedded)
+            runs = {'plain kombu': [], 'paster reactor, 1 worker': [],
+                    'paster reactor, 2 workers': []}
+            for _ in range(arguments.repeat):
+                runs['plain kombu'].append(
+                    measure_reference(bench, embedded))
+                runs['paster reactor, 1 worker'].append(
+                    measure_pyforge(bench, embedded))
+                if not embedded:
+                    runs['paster reactor, 2 workers'].append(
+                        measure_pyforge(bench, embedded, workers=2))
+            reference = median_result(runs['plain kombu'])
             rows.append((broker, 'plain kombu', reference, None))
-            rows.append((broker, 'paster reactor, 1 worker',
-                         measure_pyforge(bench, embedded), reference))
-            if not embedded:
-                rows.append((broker, 'paster reactor, 2 workers',
-                             measure_pyforge(bench, embedded, workers=2),
-                             reference))
+            for name, results in list(runs.items())[1:]:
+                if results:
+                    rows.append((broker, name, median_result(results),
+                                 reference))
         memory = [
-            ('one process per queue', 21, measure_many_queues(bench)),
-            ('--processes 1', 2, measure_many_queues(bench, processes=1)),
+            ('one process per queue', 21) + measure_many_queues(bench),
+            ('--processes 1', 2) + measure_many_queues(bench, processes=1),
         ]
         report(arguments, rows, memory)
     finally:

@@ -112,8 +112,10 @@ class Dispatcher:
                               0, started_at)
 
         previous = envelope.attempt
+        record_exists = False
         if envelope.message_id is not None:
             record = self._find_record(envelope)
+            record_exists = record is not None
             if _already_handled(record, delivery):
                 log.debug('message %s on %s was handled before; acked',
                           envelope.message_id, envelope.queue)
@@ -123,6 +125,7 @@ class Dispatcher:
             if delivery.redelivered:
                 previous += records.count_unfinished(
                     self.db, envelope.queue, envelope.message_id)
+                record_exists = True
         if previous >= self.settings.reactor_max_attempts:
             return self._dead(
                 envelope, listener, 'worker-lost',
@@ -147,7 +150,7 @@ class Dispatcher:
             self._call(listener, envelope, project, calls, session)
             outbox = session.outbox
             self._flush(session, envelope, listener, started_at,
-                        previous + 1)
+                        previous + 1, record_exists)
         except Exception as exc:
             session.clear()
             return self._failed(envelope, listener, exc, previous + 1,
@@ -183,8 +186,14 @@ class Dispatcher:
         self._durations[listener.queue] = average + self.DURATION_WEIGHT * (
             elapsed - average)
 
-    def _flush(self, session, envelope, listener, started_at, attempts):
-        """Persist the listener's writes together with the record."""
+    def _flush(self, session, envelope, listener, started_at, attempts,
+               record_exists):
+        """Persist the listener's writes together with the record.
+
+        A record not found before the listener ran is inserted, which
+        costs less than an upsert; one written meanwhile by another
+        worker makes the insert fail, and the message is retried.
+        """
         fields = None
         if envelope.message_id is not None:
             status = records.FLUSHED if session.outbox else records.DONE
@@ -195,11 +204,14 @@ class Dispatcher:
                     message.to_document() for message in session.outbox]
             # The record goes last: on MongoDB, where a flush is not one
             # transaction, a flush cut short leaves no "done" behind.
-            session.update_one(
-                records.COLLECTION,
-                {'_id': records.record_id(envelope.queue,
-                                          envelope.message_id)},
-                {'$set': fields}, upsert=True, copy=False)
+            record_id = records.record_id(envelope.queue,
+                                          envelope.message_id)
+            if record_exists:
+                session.update_one(records.COLLECTION, {'_id': record_id},
+                                   {'$set': fields}, upsert=True, copy=False)
+            else:
+                session.insert_one(records.COLLECTION,
+                                   dict(fields, _id=record_id), copy=False)
         written = session.collections_written
         if self.chunk is not None:
             self.chunk.begin()

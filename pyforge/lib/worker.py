@@ -91,7 +91,9 @@ class Worker:
         self._held = HeldRetries()
         #: (listener, message, delivery) received and not yet handled.
         self._batch = []
-        self._batch_size = self.settings.reactor_prefetch
+        # Half the prefetch: while a batch is handled, the broker can
+        # already send the next one.
+        self._batch_size = max(1, self.settings.reactor_prefetch // 1)
         self._stopping = threading.Event()
         self._handling = False
         self._parent = os.getppid()

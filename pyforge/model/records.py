@@ -31,6 +31,19 @@ REQUEUED = 'requeued'
 STATUSES = (DONE, FLUSHED, FAILED, DEAD, REQUEUED)
 
 
+#: Which worker wrote a record: host and process id, set per process.
+_worker = None
+
+
+def worker_name():
+    """Return ``host:pid`` of this process."""
+    global _worker
+    pid = os.getpid()
+    if _worker is None or _worker[0] != pid:
+        _worker = (pid, '%s:%d' % (socket.gethostname(), pid))
+    return _worker[1]
+
+
 def record_id(queue, message_id):
     """Return the ``_id`` of the record of `message_id` on `queue`."""
     return '%s/%s' % (queue, message_id)
@@ -83,7 +96,7 @@ def outcome_fields(envelope, listener, status, started_at, attempts,
         'mount_point': envelope.mount_point,
         'status': status,
         'attempts': attempts,
-        'worker': '%s:%d' % (socket.gethostname(), os.getpid()),
+        'worker': worker_name(),
         'started_at': started_at,
         'finished_at': finished_at,
         'duration': (finished_at - started_at).total_seconds(),

@@ -52,11 +52,16 @@ class Session:
         """Names of the collections the buffered writes go to."""
         return {write.collection for write in self._writes}
 
-    def insert_one(self, collection, document):
-        """Buffer an insert; return the ``_id``, set now when missing."""
+    def insert_one(self, collection, document, copy=True):
+        """Buffer an insert; return the ``_id``, set now when missing.
+
+        With ``copy=False`` the caller hands `document` over and must not
+        change it afterwards; it saves a deep copy.
+        """
         _check_document(document)
         document.setdefault('_id', ObjectId())
-        self._buffer(collection, 'insert_one', document)
+        self._buffer(collection, 'insert_one', document,
+                     copy_arguments=copy)
         return document['_id']
 
     def update_one(self, collection, filter, update, upsert=False,
