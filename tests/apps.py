@@ -157,3 +157,45 @@ class SwitchedApp(Application):
         session.insert_one('notes', {'text': data.get('text')})
         if os.path.exists(data['fail_while']):
             raise RuntimeError('failing while %s exists' % data['fail_while'])
+
+
+#: What BatchApp saw from another connection, one entry per call.
+OBSERVED = []
+
+
+def committed_count(db, collection, query):
+    """Count documents as another connection sees them: committed ones."""
+    import threading
+    counts = []
+    reader = threading.Thread(
+        target=lambda: counts.append(db[collection].count_documents(query)))
+    reader.start()
+    reader.join()
+    return counts[0]
+
+
+class BatchApp(Application):
+    """Writes, sleeps and looks at committed data as its message says."""
+
+    @audit('batch.#')
+    def write(self, routing_key, data):
+        import time
+        for document in data.get('documents', ()):
+            session.insert_one('batch_notes', document)
+        time.sleep(data.get('sleep', 0))
+        if 'observe' in data:
+            OBSERVED.append(committed_count(
+                session.db, 'batch_notes', {}))
+        if 'observe_record' in data:
+            record = committed_record(session.db, data['observe_record'])
+            OBSERVED.append(record.get('unfinished') if record else None)
+
+
+def committed_record(db, record_id):
+    import threading
+    found = []
+    reader = threading.Thread(target=lambda: found.append(
+        db.message_records.find_one({'_id': record_id})))
+    reader.start()
+    reader.join()
+    return found[0]

@@ -102,10 +102,14 @@ class Session:
         never applied twice by a later one.
         """
         writes, self._writes = self._writes, []
+        if len(writes) == 1 and writes[0].method in _SINGLE_DOCUMENT:
+            # A write of one document is atomic by itself: it leaves
+            # nothing behind when it fails, within a transaction too.
+            _apply(self.db, writes[0])
+            return 1
         with transaction(self.db):
             for write in writes:
-                method = getattr(self.db[write.collection], write.method)
-                method(*write.args, **write.kwargs)
+                _apply(self.db, write)
         return len(writes)
 
     def clear(self):
@@ -125,6 +129,14 @@ class Session:
             # the write, as if it had gone to the database at once.
             args = copy.deepcopy(args)
         self._writes.append(Write(collection, method, args, kwargs))
+
+
+_SINGLE_DOCUMENT = {'insert_one', 'update_one', 'replace_one', 'delete_one'}
+
+
+def _apply(db, write):
+    method = getattr(db[write.collection], write.method)
+    method(*write.args, **write.kwargs)
 
 
 def _check_document(document):
