@@ -1,15 +1,14 @@
 """One delivery in: the listener called with ``c`` set, changes flushed.
 
 :meth:`Dispatcher.handle` does everything between receiving a message
-and acking it, and returns an :class:`Outcome` that says what the caller
-must do with the message: ack it, retry it after a delay, or dead-letter
+and acking it, and returns a :class:`pyforge.lib.outcome.Outcome` that
+says what the caller must do with the message: ack it, retry it after a delay, or dead-letter
 it. Workers and the test helpers share it, so both handle a message the
 same way. A worker handling a batch calls its two halves instead:
 :meth:`Dispatcher.dispatch` inside the batch's transaction, and
 :meth:`Dispatcher.complete`, which publishes, after the commit.
 """
 
-import dataclasses
 import logging
 import time
 
@@ -17,40 +16,13 @@ from pyforge.exceptions import MessageError
 from pyforge.lib import context
 from pyforge.lib.message import (
     HOPS_HEADER, Delivery, Envelope, OutgoingMessage, decode)
+from pyforge.lib.outcome import DEAD, DONE, DUPLICATE, RETRY, Outcome
 from pyforge.lib.resolve import Resolver
 from pyforge.lib.retry import dead_letter, retry_delay
 from pyforge.model import records
 from pyforge.model.writes import Session
 
 log = logging.getLogger(__name__)
-
-#: Outcome statuses.
-DONE = 'done'
-DUPLICATE = 'duplicate'
-RETRY = 'retry'
-DEAD = 'dead'
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What became of one delivery, and what to do with the message."""
-
-    #: DONE or DUPLICATE: ack. RETRY: try again after `delay`. DEAD:
-    #: dead-letter with `reason` and `error`.
-    status: str
-    #: Attempts made so far, this one included.
-    attempts: int = 0
-    reason: str = None
-    error: str = None
-    #: Seconds to wait before the retry.
-    delay: float = None
-    #: Listener calls made (one per app instance for a reactor).
-    calls: int = 0
-    envelope: Envelope = None
-    listener: object = None
-    #: Messages to publish once the outcome is persisted.
-    outbox: list = dataclasses.field(default_factory=list)
-
 
 class Dispatcher:
     """Handles deliveries for listeners, against one database.

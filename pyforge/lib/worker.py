@@ -23,10 +23,11 @@ from pyforge.exceptions import ConfigurationError, PublishError
 from pyforge.lib import amqp
 from pyforge.lib.batch import handle_batch
 from pyforge.lib.consumer import Consumer, HeldRetries
-from pyforge.lib.dispatch import DEAD, RETRY, Dispatcher
+from pyforge.lib.dispatch import Dispatcher
 from pyforge.lib.heartbeat import keeper_for
 from pyforge.lib.message import Delivery
-from pyforge.lib.retry import dead_letter, delay_entities, retry_message
+from pyforge.lib.outcome import settle
+from pyforge.lib.retry import retry_message
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +39,6 @@ EXIT_ABORTED = 3
 
 #: Longest wait between two attempts to reach the broker, in seconds.
 MAX_RECONNECT_DELAY = 30.0
-
-
-def settle(publisher, held, listener, message, delivery, outcome):
-    """Publish the retry or dead letter that `outcome` calls for.
-
-    Returns True when the message is to be acked now. On virtual
-    transports, which have no message TTL, a retry waits in `held` (a
-    :class:`HeldRetries`) unacked instead, and False is returned.
-    Workers and :mod:`pyforge.lib.testing` both settle through here, so
-    tests get the retries and dead letters that a worker would publish.
-    """
-    if outcome.status == RETRY:
-        if amqp.is_virtual(publisher.connection):
-            held.hold(listener, message, delivery, outcome)
-            return False
-        fanout, queue = delay_entities(outcome.delay)
-        publisher.maybe_declare(queue)
-        publisher.send(retry_message(delivery, outcome.attempts, fanout.name))
-    elif outcome.status == DEAD:
-        publisher.maybe_declare(amqp.dead_letter_queue())
-        publisher.send(dead_letter(
-            delivery, outcome.reason, outcome.error, outcome.attempts,
-            listener.label))
-    return True
 
 
 class StopNow(BaseException):

@@ -2,7 +2,7 @@
 
 import unittest
 
-from pyforge.lib.dispatch import DEAD, DONE, RETRY
+from pyforge.lib.outcome import DEAD, DONE, RETRY
 from pyforge.lib.publish import publish
 from pyforge_examples.hello_forge import STATS, HelloForgeApp
 from tests.examples.support import ExampleAppCase

@@ -5,7 +5,8 @@ import unittest
 
 from pyforge.lib import store
 from pyforge.lib.batch import handle_batch
-from pyforge.lib.dispatch import DONE, RETRY, Dispatcher
+from pyforge.lib.dispatch import Dispatcher
+from pyforge.lib.outcome import DONE, RETRY
 from pyforge.model import records
 from tests import apps
 from tests.apps import BatchApp, committed_count, listener

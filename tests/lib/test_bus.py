@@ -5,7 +5,7 @@ from unittest import mock
 
 from pyforge.environment import configure, current_environment
 from pyforge.exceptions import ConfigurationError
-from pyforge.lib.dispatch import DEAD, DONE, RETRY
+from pyforge.lib.outcome import DEAD, DONE, RETRY
 from pyforge.lib.publish import publish
 from pyforge.lib.testing import (
     Bus, BusTestCase, DeliveryLoopError, UnexpectedDeadLetters)

@@ -2,7 +2,8 @@ import json
 import unittest
 
 from pyforge.exceptions import PublishError
-from pyforge.lib.dispatch import DEAD, DONE, DUPLICATE, RETRY, Dispatcher
+from pyforge.lib.dispatch import Dispatcher
+from pyforge.lib.outcome import DEAD, DONE, DUPLICATE, RETRY
 from pyforge.lib.message import ATTEMPT_HEADER, HOPS_HEADER
 from pyforge.lib import store
 from pyforge.model import records

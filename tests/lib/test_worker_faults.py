@@ -222,7 +222,8 @@ class FaultMixin:
         self.assertIn('listener tests.apps:FaultApp.loop looped', log)
 
     def test_redelivery_after_flush_not_handled_twice(self):
-        from pyforge.lib.dispatch import DONE, DUPLICATE, Dispatcher
+        from pyforge.lib.dispatch import Dispatcher
+        from pyforge.lib.outcome import DONE, DUPLICATE
         from pyforge.lib.amqp import Publisher
         from pyforge.lib.message import Delivery
         from tests.apps import FaultApp, listener

@@ -4,7 +4,7 @@ A :class:`Bus` routes with kombu's ``memory://`` transport, made to
 route like RabbitMQ by :func:`pyforge.lib.transport.rabbit_compatible`,
 and keeps documents in a fresh in-memory SQLite store. It hands each
 message to :class:`pyforge.lib.dispatch.Dispatcher` and settles the
-outcome with :func:`pyforge.lib.worker.settle`, as a worker does. Only
+outcome with :func:`pyforge.lib.outcome.settle`, as a worker does. Only
 the waiting differs: retries come due on a :class:`FakeClock`.
 """
 
@@ -20,6 +20,7 @@ from pyforge.exceptions import ConfigurationError
 from pyforge.lib import store
 from pyforge.lib.consumer import HeldRetries
 from pyforge.lib.dispatch import Dispatcher
+from pyforge.lib.outcome import settle
 from pyforge.lib.message import ATTEMPT_HEADER, HOPS_HEADER, Delivery
 from pyforge.lib.plugins import find_apps, scan_app
 from pyforge.lib.routing import EXCHANGES, topic_matches
@@ -33,7 +34,6 @@ from pyforge.lib.testing.captured import (
 from pyforge.lib.testing.dead_letters import DeadLetterChecks
 from pyforge.lib.testing.projects import ProjectHelpers
 from pyforge.lib.topology import declare_topology
-from pyforge.lib.worker import settle
 from pyforge.model import ensure_indexes
 
 log = logging.getLogger(__name__)
