@@ -20,7 +20,7 @@ import time
 
 from pyforge.lib.store import transaction
 
-#: Longest time a chunk stays open, in seconds.
+#: Maximum time a chunk stays open, in seconds.
 CHUNK_WINDOW = 0.05
 #: Listeners slower than this on average, in seconds, run in a chunk of
 #: their own.

@@ -1,8 +1,8 @@
 """One delivery in: the listener called with ``c`` set, changes flushed.
 
 :meth:`Dispatcher.handle` does everything between receiving a message
-and acking it, and returns a :class:`pyforge.lib.outcome.Outcome` that
-says what the caller must do with the message: ack it, retry it after a delay, or dead-letter
+and acking it, and returns a :class:`pyforge.lib.outcome.Outcome`
+naming what the caller must do with the message: ack it, retry it after a delay, or dead-letter
 it. Workers and the test helpers share it, so both handle a message the
 same way. A worker handling a batch calls its two halves instead:
 :meth:`Dispatcher.dispatch` inside the batch's transaction, and

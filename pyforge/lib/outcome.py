@@ -1,4 +1,4 @@
-"""What became of a delivery, and what the worker does about it."""
+"""Outcomes of handled deliveries, and how a worker settles them."""
 
 import dataclasses
 
@@ -15,7 +15,7 @@ DEAD = 'dead'
 
 @dataclasses.dataclass
 class Outcome:
-    """What became of one delivery, and what to do with the message."""
+    """The result of handling one delivery, and the action it needs."""
 
     #: DONE or DUPLICATE: ack. RETRY: try again after `delay`. DEAD:
     #: dead-letter with `reason` and `error`.

@@ -1,4 +1,4 @@
-"""Which project and app instances a message is for.
+"""Resolution of a message to its project and app instances.
 
 An audit message names one app instance by ``mount_point``; a react
 message reaches every instance of the listener's app in its project.

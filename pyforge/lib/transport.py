@@ -89,8 +89,8 @@ class _SafeFilesystemChannel:
     lists the folder in between takes an empty file, fails to decode it
     and loses the message. Here a message is written under a temporary
     name and renamed into place, which is atomic. kombu also lists and
-    sorts the whole folder for every message it takes; here each queue
-    keeps the sorted names from one listing until they are used up.
+    sorts the whole folder for every message it takes. Here each queue
+    keeps the sorted names of one listing until they are used up.
     """
 
     def _put(self, queue, payload, **kwargs):
@@ -209,7 +209,7 @@ def filesystem_options(url):
     ``filesystem:///var/lib/forge/broker`` keeps messages in the folder
     ``queues`` and bindings in ``control`` under that path. kombu itself
     takes folders only from transport options; pyforge reads them from the
-    URL so that one setting says where the broker lives.
+    URL so that one setting names where the broker lives.
     """
     path = unquote(urlparse(url).path)
     if not path or path == '/':

@@ -37,7 +37,7 @@ EXIT_CONFIG = 78
 #: Exit status of a worker stopped before its message was finished.
 EXIT_ABORTED = 3
 
-#: Longest wait between two attempts to reach the broker, in seconds.
+#: Maximum wait between two attempts to reach the broker, in seconds.
 MAX_RECONNECT_DELAY = 30.0
 
 
@@ -46,7 +46,7 @@ class StopNow(BaseException):
 
 
 class Worker:
-    """Consumes the queues of `listeners` until told to stop.
+    """Consumes the queues of `listeners` until stopped.
 
     Arguments:
         environment: :class:`pyforge.environment.Environment`.

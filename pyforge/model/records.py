@@ -31,7 +31,7 @@ REQUEUED = 'requeued'
 STATUSES = (DONE, FLUSHED, FAILED, DEAD, REQUEUED)
 
 
-#: Which worker wrote a record: host and process id, set per process.
+#: ``(pid, "host:pid")`` of this process, for the worker field.
 _worker = None
 
 
