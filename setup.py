@@ -26,6 +26,7 @@ setup(
             'publish = pyforge.command.publish:PublishCommand',
             'reactor = pyforge.command.reactor:ReactorCommand',
             'reactor_dead = pyforge.command.reactor_dead:DeadCommand',
+            'reactor_prune = pyforge.command.reactor_prune:PruneCommand',
             'reactor_setup = pyforge.command.reactor_setup:SetupCommand',
             'reactor_status = pyforge.command.reactor_status:StatusCommand',
         ],

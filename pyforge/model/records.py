@@ -162,6 +162,20 @@ def last_error(db, queue):
         sort=[('finished_at', -1)])
 
 
+def prune(db, older_than, statuses=(DONE, DEAD)):
+    """Delete records with one of `statuses` finished before the
+    datetime `older_than`; return how many were deleted.
+
+    A message redelivered after its record is gone is handled again, so
+    keep records longer than a message can wait in a queue.
+    """
+    result = db[COLLECTION].delete_many({
+        'status': {'$in': list(statuses)},
+        'finished_at': {'$lt': older_than},
+    })
+    return result.deleted_count
+
+
 def ensure_indexes(db):
     """Create the indexes that status queries use."""
     db[COLLECTION].create_index([('queue', 1), ('status', 1)])
