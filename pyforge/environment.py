@@ -52,7 +52,8 @@ class Environment:
         publisher = getattr(self._local, 'publisher', None)
         if publisher is None:
             connection = self.connection()
-            connection.ensure_connection(max_retries=3)
+            amqp.ensure_connected(connection, self.settings,
+                                  max_retries=3)
             log.info('connected to %s to publish',
                      amqp.mask_url(self.settings.amqp_url))
             publisher = self._local.publisher = amqp.Publisher(connection)

@@ -18,7 +18,8 @@ from paste.script import command
 
 from pyforge.environment import configure
 from pyforge.exceptions import ConfigurationError, PyforgeError
-from pyforge.lib.plugins import find_listeners
+from pyforge.lib.plugins import (
+    find_listeners, registered_apps, unknown_app_message)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class Command(command.Command):
 
     def command(self):
         config_path = self.args[0]
+        if not os.path.isfile(config_path):
+            self.usage_error(
+                'config file %s not found; pass the path of an .ini file '
+                'such as development.ini' % config_path)
         try:
             setup_logging(config_path)
             self.environment = configure(config_path)
@@ -68,6 +73,11 @@ class Command(command.Command):
     def find_listeners(self, app_names=None):
         """Return the listeners of `app_names`, or of every installed app;
         raise :class:`ConfigurationError` when there are none."""
+        if app_names:
+            installed = registered_apps()
+            unknown = sorted(set(app_names) - set(installed))
+            if unknown:
+                self.usage_error(unknown_app_message(unknown, installed))
         listeners = find_listeners(app_names)
         if not listeners:
             raise ConfigurationError(

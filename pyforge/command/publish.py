@@ -71,7 +71,7 @@ class PublishCommand(Command):
                         message_id = publish_now(
                             publisher, exchange, routing_key, data,
                             self.settings.reactor_max_body_size)
-                    except PublishError as exc:
+                    except (PublishError, ValueError) as exc:
                         where = '' if line_number is None \
                             else 'line %d: ' % line_number
                         return self._stop(progress, line_number,

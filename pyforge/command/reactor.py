@@ -1,7 +1,6 @@
 """``paster reactor``: run the workers that consume the listener queues."""
 
 from pyforge.command.base import Command
-from pyforge.lib.plugins import find_listeners
 from pyforge.lib.supervisor import Supervisor
 
 
@@ -36,10 +35,12 @@ class ReactorCommand(Command):
         if args:
             self.usage_error('unexpected arguments: %s' % ' '.join(args))
         listeners = select_listeners(
-            find_listeners(self.options.apps), self.options.queues,
+            self.find_listeners(self.options.apps), self.options.queues,
             self.usage_error)
-        processes = self.options.processes or len(listeners)
-        if processes < 1:
+        processes = self.options.processes
+        if processes is None:
+            processes = len(listeners)
+        elif processes < 1:
             self.usage_error('--processes must be 1 or more, not %d'
                              % processes)
         groups = [listeners[index::processes]
@@ -49,9 +50,6 @@ class ReactorCommand(Command):
 
 def select_listeners(listeners, queues, usage_error):
     """Return the listeners of `queues`, or all when `queues` is None."""
-    if not listeners:
-        usage_error('no listeners found: install an app that registers a '
-                    'class under the "pyforge" entry point group')
     if not queues:
         return listeners
     by_queue = {listener.queue: listener for listener in listeners}

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from urllib.parse import urlparse
 
+import amqp.exceptions as amqp_exceptions
 import kombu
 import kombu.compat
 import kombu.exceptions
@@ -111,6 +112,33 @@ COMMAND_CONNECT_POLICY = {
 }
 
 
+#: Errors of a broker that is up but will not let this user in: retrying
+#: cannot help, the settings must change.
+REFUSALS = (amqp_exceptions.AccessRefused, amqp_exceptions.NotAllowed)
+
+
+def ensure_connected(connection, settings, **policy):
+    """Open `connection` as ``ensure_connection(**policy)`` does.
+
+    Raises :class:`ConfigurationError` when the broker refuses the login
+    or the vhost, naming the URL without its password.
+    """
+    try:
+        connection.ensure_connection(**policy)
+    except REFUSALS as exc:
+        connection.release()
+        url = mask_url(settings.amqp_url)
+        if isinstance(exc, amqp_exceptions.AccessRefused):
+            fix = 'check the user name and password in amqp.url'
+        else:
+            fix = ('check the vhost in amqp.url and that the user may use '
+                   'it (rabbitmqctl set_permissions)')
+        raise ConfigurationError(
+            'the broker at %s refused the connection: %s; %s'
+            % (url, exc, fix)) from None
+    return connection
+
+
 @contextlib.contextmanager
 def opened(settings):
     """Open a connection to the broker for a command, and close it after.
@@ -123,7 +151,7 @@ def opened(settings):
         + connection.connection_errors
     url = mask_url(settings.amqp_url)
     try:
-        connection.ensure_connection(**COMMAND_CONNECT_POLICY)
+        ensure_connected(connection, settings, **COMMAND_CONNECT_POLICY)
     except failures as exc:
         connection.release()
         raise BrokerError(

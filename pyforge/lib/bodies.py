@@ -46,7 +46,15 @@ def read_body_file(path):
         raise BodyError('cannot read the body file %s: %s; check the path '
                         'after "@"' % (path, exc.strerror or exc)) from None
     source = 'the body file %s' % path
-    return parse_body(_decode(raw, source), source)
+    try:
+        return parse_body(_decode(raw, source), source)
+    except BodyError as exc:
+        if 'Extra data' not in str(exc):
+            raise
+        raise BodyError(
+            '%s; @FILE holds one JSON object, and a file of one object per '
+            'line is read from stdin: paster publish CONFIG EXCHANGE '
+            'ROUTING_KEY - < %s' % (exc, path)) from None
 
 
 def read_body_lines(stream, source='stdin'):

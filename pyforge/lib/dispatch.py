@@ -11,14 +11,16 @@ same way. A worker handling a batch calls its two halves instead:
 
 import logging
 import time
+import uuid
 
 from pyforge.exceptions import MessageError
 from pyforge.lib import context
 from pyforge.lib.message import (
     HOPS_HEADER, Delivery, Envelope, OutgoingMessage, decode)
-from pyforge.lib.outcome import DEAD, DONE, DUPLICATE, RETRY, Outcome
+from pyforge.lib.outcome import (
+    DEAD, DONE, DUPLICATE, REPUBLISHED, RETRY, Outcome)
 from pyforge.lib.resolve import Resolver
-from pyforge.lib.retry import dead_letter, retry_delay
+from pyforge.lib.retry import dead_letter, retry_delay, retry_message
 from pyforge.model import records
 from pyforge.model.writes import Session
 
@@ -76,28 +78,38 @@ class Dispatcher:
         """Do all of :meth:`handle` but publishing; return the Outcome."""
         started_at = records.utcnow()
         clock = time.perf_counter()
+        adopted = not isinstance(delivery.message_id, str) \
+            or not delivery.message_id
+        if adopted:
+            # Without an id a message has no record: no redelivery could
+            # be recognised, nor a message that keeps killing workers.
+            delivery.message_id = uuid.uuid4().hex
         try:
             envelope = decode(delivery, self.settings.reactor_max_body_size)
         except MessageError as exc:
             envelope = _bare_envelope(delivery)
             return self._dead(envelope, listener, exc.reason, str(exc),
                               0, started_at)
+        if adopted:
+            log.info('message on %s (%s) had no message id; put back on '
+                     'its queue as %s', envelope.queue, envelope.routing_key,
+                     envelope.message_id)
+            return Outcome(REPUBLISHED, envelope=envelope, listener=listener,
+                           outbox=[retry_message(delivery, envelope.attempt,
+                                                 '')])
 
         previous = envelope.attempt
-        record_exists = False
-        if envelope.message_id is not None:
-            record = self._find_record(envelope)
-            record_exists = record is not None
-            if _already_handled(record, delivery):
-                log.debug('message %s on %s was handled before; acked',
-                          envelope.message_id, envelope.queue)
-                return Outcome(DUPLICATE, envelope=envelope,
-                               listener=listener,
-                               outbox=_unsent_outbox(record))
-            if delivery.redelivered:
-                previous += records.count_unfinished(
-                    self.db, envelope.queue, envelope.message_id)
-                record_exists = True
+        record = self._find_record(envelope)
+        record_exists = record is not None
+        if _already_handled(record, delivery):
+            log.debug('message %s on %s was handled before; acked',
+                      envelope.message_id, envelope.queue)
+            return Outcome(DUPLICATE, envelope=envelope, listener=listener,
+                           outbox=_unsent_outbox(record))
+        if delivery.redelivered:
+            previous += records.count_unfinished(
+                self.db, envelope.queue, envelope.message_id)
+            record_exists = True
         if previous >= self.settings.reactor_max_attempts:
             return self._dead(
                 envelope, listener, 'worker-lost',
@@ -142,7 +154,7 @@ class Dispatcher:
         envelope = outcome.envelope
         for message in outcome.outbox:
             self._send(message, envelope, outcome.listener)
-        if envelope.message_id is not None:
+        if outcome.status in (DONE, DUPLICATE):
             records.mark_done(self.db, envelope.queue, envelope.message_id)
 
     def _call(self, listener, envelope, project, calls, session):
@@ -166,32 +178,28 @@ class Dispatcher:
         costs less than an upsert; one written meanwhile by another
         worker makes the insert fail, and the message is retried.
         """
-        fields = None
-        if envelope.message_id is not None:
-            status = records.FLUSHED if session.outbox else records.DONE
-            fields = records.outcome_fields(
-                envelope, listener, status, started_at, attempts)
-            if session.outbox:
-                fields['outbox'] = [
-                    message.to_document() for message in session.outbox]
-            # The record goes last: on MongoDB, where a flush is not one
-            # transaction, a flush cut short leaves no "done" behind.
-            record_id = records.record_id(envelope.queue,
-                                          envelope.message_id)
-            if record_exists:
-                session.update_one(records.COLLECTION, {'_id': record_id},
-                                   {'$set': fields}, upsert=True, copy=False)
-            else:
-                session.insert_one(records.COLLECTION,
-                                   dict(fields, _id=record_id), copy=False)
+        status = records.FLUSHED if session.outbox else records.DONE
+        fields = records.outcome_fields(
+            envelope, listener, status, started_at, attempts)
+        if session.outbox:
+            fields['outbox'] = [
+                message.to_document() for message in session.outbox]
+        # The record goes last: on MongoDB, where a flush is not one
+        # transaction, a flush cut short leaves no "done" behind.
+        record_id = records.record_id(envelope.queue,
+                                      envelope.message_id)
+        if record_exists:
+            session.update_one(records.COLLECTION, {'_id': record_id},
+                               {'$set': fields}, upsert=True, copy=False)
+        else:
+            session.insert_one(records.COLLECTION,
+                               dict(fields, _id=record_id), copy=False)
         written = session.collections_written
         if self.chunk is not None:
             self.chunk.begin()
         session.flush()
         self.resolver.written(written)
-        if fields is not None and self._known_records is not None:
-            record_id = records.record_id(envelope.queue,
-                                          envelope.message_id)
+        if self._known_records is not None:
             self._known_records[record_id] = dict(fields, _id=record_id)
 
     def _send(self, message, envelope, listener):
@@ -248,8 +256,6 @@ class Dispatcher:
 
     def _save(self, envelope, listener, status, started_at, attempts,
               error, reason):
-        if envelope.message_id is None:
-            return
         if self.chunk is not None:
             self.chunk.begin()
         records.save_outcome(self.db, records.outcome_fields(

@@ -11,14 +11,16 @@ DONE = 'done'
 DUPLICATE = 'duplicate'
 RETRY = 'retry'
 DEAD = 'dead'
+#: A message without a message id, put back on its queue with one.
+REPUBLISHED = 'republished'
 
 
 @dataclasses.dataclass
 class Outcome:
     """The result of handling one delivery, and the action it needs."""
 
-    #: DONE or DUPLICATE: ack. RETRY: try again after `delay`. DEAD:
-    #: dead-letter with `reason` and `error`.
+    #: DONE, DUPLICATE or REPUBLISHED: ack. RETRY: try again after
+    #: `delay`. DEAD: dead-letter with `reason` and `error`.
     status: str
     #: Attempts made so far, this one included.
     attempts: int = 0

@@ -101,15 +101,12 @@ def scan_app(app_name, app_class):
     return listeners
 
 
-def find_apps(names=None):
-    """Load the app classes registered under the ``pyforge`` group.
+def registered_apps():
+    """Return the entry point names of the installed apps, sorted."""
+    return sorted(_entry_points())
 
-    Arguments:
-        names: entry point names to load; every registered app when None.
-            An unknown name raises :class:`ConfigurationError`.
 
-    Returns ``{entry point name: class}``.
-    """
+def _entry_points():
     entry_points = {}
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         name = entry_point.name
@@ -123,16 +120,32 @@ def find_apps(names=None):
                 'two apps are registered as %r: %s and %s; rename one of '
                 'the entry points' % (name, other.value, entry_point.value))
         entry_points[name] = entry_point
+    return entry_points
 
+
+def unknown_app_message(unknown, installed):
+    """Return the error for app names that no entry point registers."""
+    return ('no app is registered as %s; installed apps: %s. Install the '
+            'package that provides it (pip install ...)'
+            % (', '.join(map(repr, unknown)),
+               ', '.join(sorted(installed)) or 'none'))
+
+
+def find_apps(names=None):
+    """Load the app classes registered under the ``pyforge`` group.
+
+    Arguments:
+        names: entry point names to load; every registered app when None.
+            An unknown name raises :class:`ConfigurationError`.
+
+    Returns ``{entry point name: class}``.
+    """
+    entry_points = _entry_points()
     if names is None:
         names = sorted(entry_points)
     unknown = sorted(set(names) - set(entry_points))
     if unknown:
-        raise ConfigurationError(
-            'no app is registered as %s; installed apps: %s. Install the '
-            'package that provides it (pip install ...)'
-            % (', '.join(map(repr, unknown)),
-               ', '.join(sorted(entry_points)) or 'none'))
+        raise ConfigurationError(unknown_app_message(unknown, entry_points))
 
     apps = {}
     for name in names:

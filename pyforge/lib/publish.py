@@ -43,6 +43,7 @@ def publish(exchange, routing_key, data, project_id=None, mount_point=None):
 
     hops = envelope.hops + 1 if envelope is not None else 0
     message = build_message(exchange, routing_key, data, hops=hops)
+    check_project_id(routing_key, data)
     session = current_session()
     if envelope is not None and session is not None:
         session.outbox.append(message)
@@ -55,6 +56,20 @@ def publish(exchange, routing_key, data, project_id=None, mount_point=None):
               message.message_id, exchange, routing_key,
               message.headers[HOPS_HEADER])
     return message.message_id
+
+
+def check_project_id(routing_key, data):
+    """Raise ValueError unless `data` names its project.
+
+    Workers dead-letter a message without one; failing here tells the
+    sender at once.
+    """
+    project_id = data.get('project_id')
+    if not isinstance(project_id, str) or not project_id:
+        raise ValueError(
+            'message data for %r has project_id %r; every message names '
+            'the project it is about, e.g. {"project_id": "demo", ...}'
+            % (routing_key, project_id))
 
 
 def _fill_from_context(data):
@@ -76,6 +91,7 @@ def publish_now(publisher, exchange, routing_key, data,
     take the message, and when no queue is bound for its routing key.
     """
     message = build_message(exchange, routing_key, data)
+    check_project_id(routing_key, data)
     size = len(message.body)
     if max_body_size is not None and size > max_body_size:
         raise PublishError(

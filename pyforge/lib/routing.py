@@ -68,6 +68,7 @@ def check_pattern(pattern):
             'routing pattern %r is not a string; write it as in '
             "@audit('wiki.#')" % (pattern,))
     _check_length('routing pattern', pattern)
+    _check_words('routing pattern', pattern)
     for word in split_words(pattern):
         if word in ('#', '*'):
             continue
@@ -86,12 +87,23 @@ def check_routing_key(routing_key):
             'routing key %r is not a string; use words separated by '
             "dots, e.g. 'wiki.page_edited'" % (routing_key,))
     _check_length('routing key', routing_key)
+    _check_words('routing key', routing_key)
     if '#' in routing_key or '*' in routing_key:
         raise ConfigurationError(
             'routing key %r contains a wildcard; wildcards belong in '
             'listener patterns, a published key names one topic, e.g. '
             "'wiki.page_edited'" % routing_key)
     return routing_key
+
+
+def _check_words(what, value):
+    # RabbitMQ takes empty words, but 'wiki..edit' is a typo far more
+    # often than a topic.
+    if '' in split_words(value):
+        raise ConfigurationError(
+            'the %s %r has an empty word (a dot at an end, or two in a '
+            'row); write words separated by single dots, e.g. '
+            "'wiki.page_edited'" % (what, value))
 
 
 def _check_length(what, value):

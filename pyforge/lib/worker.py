@@ -136,7 +136,7 @@ class Worker:
 
     def _connect(self):
         connection = self.environment.connection()
-        connection.ensure_connection(max_retries=1)
+        amqp.ensure_connected(connection, self.settings, max_retries=1)
         self.connection = connection
         self.publisher = amqp.Publisher(connection, retry=False)
         self.dispatcher = Dispatcher(

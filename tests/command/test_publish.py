@@ -62,7 +62,7 @@ class PublishMixin:
         self.assertIn('published 3 message(s)', result.stderr)
 
     def test_invalid_line_stops_after_earlier_lines(self):
-        lines = '{"n": 1}\n\n{"n": 2, oops}\n{"n": 3}\n'
+        lines = '{"project_id": "p", "n": 1}\n\n{"n": 2, oops}\n{"n": 3}\n'
         result = self.paster('publish', self.ini, 'audit', 'hello_forge.x',
                              '-', input=lines)
         self.assertEqual(result.returncode, 1)
@@ -72,15 +72,16 @@ class PublishMixin:
                       'it', result.stderr)
         self.assertIn('tail -n +3', result.stderr)
         self.assertEqual(len(result.stdout.split()), 1)
-        self.assertEqual(self.bodies(), [{'n': 1}])
+        self.assertEqual(self.bodies(), [{'project_id': 'p', 'n': 1}])
 
     def test_non_object_line_named(self):
         result = self.paster('publish', self.ini, 'audit', 'hello_forge.x',
-                             '-', input='{"n": 1}\n[1, 2]\n')
+                             '-',
+                             input='{"project_id": "p", "n": 1}\n[1, 2]\n')
         self.assertEqual(result.returncode, 1)
         self.assertIn('line 2 of stdin is a JSON array, not an object: '
                       "'[1, 2]'", result.stderr)
-        self.assertEqual(self.bodies(), [{'n': 1}])
+        self.assertEqual(self.bodies(), [{'project_id': 'p', 'n': 1}])
 
     def test_invalid_utf8_line_named(self):
         result = subprocess.run(
@@ -123,16 +124,19 @@ class PublishMixin:
     def test_body_over_max_size_not_sent(self):
         big = json.dumps({'project_id': 'demo', 'text': 'x' * 2000})
         result = self.paster('publish', self.ini, 'audit', 'hello_forge.x',
-                             '-', input='{"n": 1}\n' + big + '\n')
+                             '-',
+                             input='{"project_id": "p", "n": 1}\n'
+                             + big + '\n')
         self.assertEqual(result.returncode, 1)
         self.assertIn('line 2: the body is 2', result.stderr)
         self.assertIn('over reactor.max_body_size = 1000', result.stderr)
-        self.assertEqual(self.bodies(), [{'n': 1}])
+        self.assertEqual(self.bodies(), [{'project_id': 'p', 'n': 1}])
 
     def test_progress_only_on_terminal(self):
         command = [os.path.join(BIN, 'paster'), 'publish', self.ini, 'audit',
                    'hello_forge.x', '-']
-        lines = '{"n": 1}\n{"n": 2}\n'
+        lines = ('{"project_id": "p", "n": 1}\n'
+                 '{"project_id": "p", "n": 2}\n')
         status, stdout, _, terminal = run_in_terminal(
             command, env=self.env, stderr_terminal=True, input_text=lines)
         self.assertEqual(status, 0, terminal)

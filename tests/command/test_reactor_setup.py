@@ -77,9 +77,9 @@ class SetupCommandMixin:
             messages, _ = inspect_queue(connection, 'react.wiki.on_comment')
         self.assertEqual(messages, 1)
 
-    def test_unknown_app_is_an_error(self):
+    def test_unknown_app_is_a_usage_error(self):
         result = paster('reactor_setup', self.ini, '--app', 'nope')
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 2)
         self.assertIn("no app is registered as 'nope'", result.stderr)
         self.assertEqual(result.stdout, '')
 
@@ -129,9 +129,9 @@ class CommandUsageTest(TempDirTestCase):
         self.assertEqual(result.returncode, 2)
         self.assertIn('at least 1 arguments', result.stderr)
 
-    def test_config_file_not_found_exits_1(self):
+    def test_config_file_not_found_exits_2(self):
         result = paster('reactor_setup', '/nonexistent/x.ini')
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 2)
         self.assertIn('config file /nonexistent/x.ini not found',
                       result.stderr)
 
@@ -149,6 +149,13 @@ class CommandUsageTest(TempDirTestCase):
         result = paster('reactor_setup', ini)
         self.assertEqual(result.returncode, 1)
         self.assertIn('reactor.prefetch = many is invalid', result.stderr)
+
+    def test_zero_processes_rejected(self):
+        amqp_url, mongo_url = self.embedded_urls()
+        ini = self.write_ini(amqp_url, mongo_url)
+        result = paster('reactor', ini, '--processes', '0')
+        self.assertEqual(result.returncode, 2)
+        self.assertIn('--processes must be 1 or more, not 0', result.stderr)
 
     def test_help_says_what_options_set(self):
         result = paster('reactor_setup', '--help')

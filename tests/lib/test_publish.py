@@ -68,6 +68,8 @@ class PublishMixin:
             ('elsewhere', 'a.b', {}, "exchange 'elsewhere' is unknown"),
             ('react', 'a.#', {}, 'contains a wildcard'),
             ('react', '', {}, 'routing key is empty'),
+            ('react', 'a.b', {}, 'has project_id None'),
+            ('react', 'a.b', {'project_id': 7}, 'has project_id 7'),
         ]
         for exchange, routing_key, data, expected in cases:
             with self.subTest(expected=expected):

@@ -65,6 +65,15 @@ class CheckTest(unittest.TestCase):
             check_routing_key('wiki.#')
         self.assertIn('wildcard', str(raised.exception))
 
+    def test_empty_words_rejected(self):
+        for value in ('wiki..edit', 'wiki.', '.wiki', '.'):
+            with self.subTest(value=value):
+                with self.assertRaises(ConfigurationError) as raised:
+                    check_pattern(value)
+                self.assertIn('empty word', str(raised.exception))
+                with self.assertRaises(ConfigurationError):
+                    check_routing_key(value)
+
     def test_routing_key_too_long_rejected(self):
         key = 'a' * 200 + '.' + 'é' * 30
         with self.assertRaises(ConfigurationError) as raised:

@@ -72,9 +72,9 @@ class FaultMixin:
 
     def publish_raw(self, body, content_type='application/json',
                     routing_key='fault.ok', headers=None,
-                    content_encoding='utf-8'):
+                    content_encoding='utf-8', with_id=True):
         """Publish what a careless client might; return its message id."""
-        message_id = uuid.uuid4().hex
+        message_id = uuid.uuid4().hex if with_id else None
         with self.environment.connection() as connection:
             producer = kombu.Producer(connection.channel())
             producer.publish(
@@ -206,6 +206,28 @@ class FaultMixin:
         self.assertEqual(bodies[pickled[1]],
                          pickle.dumps(Unpicklable(marker)))
 
+    def test_messages_without_id_get_one(self):
+        reactor = self.start_reactor('--queue', OK_QUEUE)
+        self.publish_raw(json.dumps({
+            'project_id': 'demo', 'mount_point': 'fault',
+            'text': 'anonymous'}).encode(), with_id=False)
+        self.publish_raw(b'[1]', with_id=False)
+        self.wait_for(
+            lambda: self.db[records.COLLECTION].count_documents(
+                {'queue': OK_QUEUE}) == 2,
+            what='two records')
+        status, log = self.stop(reactor)
+        self.assertEqual(status, 0, log)
+        self.assertEqual(self.notes(), ['anonymous'])
+        self.assertIn('had no message id; put back on its queue', log)
+        statuses = sorted(record['status'] for record in
+                          self.db[records.COLLECTION].find())
+        self.assertEqual(statuses, ['dead', 'done'])
+        with self.environment.connection() as connection:
+            (_, headers, properties), = dead_letters(connection)
+        self.assertEqual(headers[DEAD_REASON_HEADER], 'not-an-object')
+        self.assertEqual(len(properties['message_id']), 32)
+
     def test_loop_stopped_after_max_hops(self):
         reactor = self.start_reactor('--queue', 'react.fault.loop')
         publish('react', 'loop.around', {'project_id': 'demo'})
@@ -282,6 +304,21 @@ class RabbitFaultTest(FaultMixin, ReactorTestCase, RabbitTestCase):
         status, log = self.stop(reactor)
         self.assertEqual(status, 0, log)
         self.assertIn('killed by SIGKILL', log)
+
+    def test_poison_message_without_id_dead_lettered(self):
+        reactor = self.start_reactor('--queue', 'audit.fault.kill')
+        self.publish_raw(json.dumps({
+            'project_id': 'demo', 'mount_point': 'fault',
+            'always': True}).encode(), routing_key='fault.kill',
+            with_id=False)
+        self.wait_for(lambda: self.dead_letter_count() == 1,
+                      what='the poison message to be dead-lettered')
+        status, log = self.stop(reactor)
+        self.assertEqual(status, 0, log)
+        self.assertEqual(log.count('killed by SIGKILL'), 3, log)
+        record = self.db[records.COLLECTION].find_one(
+            {'queue': 'audit.fault.kill'})
+        self.assertEqual(record['reason'], 'worker-lost')
 
     def test_poison_message_dead_lettered_not_looping(self):
         marker = os.path.join(self.tmp, 'poison')
