@@ -5,7 +5,9 @@ the database and ``reactor.*`` for the workers. Other keys in the section
 belong to the apps and are kept in :attr:`Settings.raw`.
 """
 
+import configparser
 import dataclasses
+import math
 import os
 
 from paste.deploy.loadwsgi import NicerConfigParser
@@ -125,10 +127,15 @@ def _convert(key, value, field):
         raise ConfigurationError(
             'the setting %s = %s is invalid; expected %s'
             % (key, text, _EXPECTED[kind])) from None
-    if number < 0 or number != number:
+    if number < 0 or not math.isfinite(number):
         raise ConfigurationError(
-            'the setting %s = %s is invalid; it must be zero or more'
-            % (key, text))
+            'the setting %s = %s is invalid; it must be a finite number, '
+            'zero or more' % (key, text))
+    maximum = _MAXIMUM.get(key)
+    if maximum is not None and number > maximum[0]:
+        raise ConfigurationError(
+            'the setting %s = %s is invalid; it must be at most %s (%s)'
+            % (key, text, maximum[0], maximum[1]))
     if key in _AT_LEAST_ONE and number < 1:
         raise ConfigurationError(
             'the setting %s = %s is invalid; it must be 1 or more'
@@ -140,6 +147,11 @@ _EXPECTED = {
     int: 'a whole number',
     float: 'a number of seconds',
     str: 'a non-empty string',
+}
+
+#: Upper bounds, with the reason.
+_MAXIMUM = {
+    'reactor.prefetch': (65535, 'AMQP counts prefetch in 16 bits'),
 }
 
 _AT_LEAST_ONE = {
@@ -156,8 +168,8 @@ def load_settings(config_path):
     path = os.path.abspath(config_path)
     if not os.path.isfile(path):
         raise ConfigurationError(
-            'config file %s not found; pass the path of an .ini file such '
-            'as development.ini' % config_path)
+            'config file %s not found; pass the path of an .ini file with '
+            'an [app:main] section' % config_path)
     parser = NicerConfigParser(path, defaults={
         'here': os.path.dirname(path),
         '__file__': path,
@@ -175,6 +187,12 @@ def load_settings(config_path):
             % (config_path, SECTION))
     try:
         values = dict(parser.items(SECTION))
+    except configparser.InterpolationError as exc:
+        # The error quotes the value, which may hold a password.
+        raise ConfigurationError(
+            'the setting %s in [%s] of %s has a "%%" that is not part of '
+            '%%(name)s; write %%%% for a literal %%, as in a percent-encoded '
+            'password' % (exc.option, SECTION, config_path)) from None
     except Exception as exc:
         raise ConfigurationError(
             'cannot read [%s] of %s: %s' % (SECTION, config_path, exc)

@@ -11,15 +11,19 @@ import datetime
 import json
 import logging
 import logging.config
+import optparse
 import os
+import sqlite3
 import sys
 
+import pymongo.errors
 from paste.script import command
 
 from pyforge.environment import configure
 from pyforge.exceptions import ConfigurationError, PyforgeError
 from pyforge.lib.plugins import (
     find_listeners, registered_apps, unknown_app_message)
+from pyforge.lib.store import mask_password
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,12 @@ class Command(command.Command):
     takes_config_file = 1
     min_args = 1
 
+    @classmethod
+    def standard_parser(cls, **kwargs):
+        parser = super().standard_parser(**kwargs)
+        parser.formatter = _HelpFormatter()
+        return parser
+
     def run(self, args):
         try:
             return super().run(args)
@@ -54,7 +64,7 @@ class Command(command.Command):
         if not os.path.isfile(config_path):
             self.usage_error(
                 'config file %s not found; pass the path of an .ini file '
-                'such as development.ini' % config_path)
+                'with an [app:main] section' % config_path)
         try:
             setup_logging(config_path)
             self.environment = configure(config_path)
@@ -63,6 +73,14 @@ class Command(command.Command):
         except PyforgeError as exc:
             print('%s: error: %s' % (self._prog_name(), exc),
                   file=sys.stderr)
+            return EXIT_FAILED
+        except (pymongo.errors.PyMongoError, sqlite3.Error) as exc:
+            print('%s: error: the database at %s failed: %s: %s; check '
+                  'mongo.url and that the database is running and not '
+                  'locked by a long transaction'
+                  % (self._prog_name(), mask_password(
+                      self.environment.settings.mongo_url),
+                     type(exc).__name__, exc), file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK if status is None else status
 
@@ -88,6 +106,14 @@ class Command(command.Command):
     def usage_error(self, text):
         """Raise the error for a wrong argument (exit status 2)."""
         raise command.BadCommand(text, exit_code=EXIT_USAGE)
+
+
+class _HelpFormatter(optparse.IndentedHelpFormatter):
+    """Keeps the line breaks that a command's description was written
+    with; optparse would join its lists into one paragraph."""
+
+    def format_description(self, description):
+        return description.rstrip() + '\n' if description else ''
 
 
 def setup_logging(config_path):

@@ -20,6 +20,7 @@ from kombu.utils.imports import symbol_by_name
 from pyforge.exceptions import (
     BrokerError, ConfigurationError, PublishError)
 from pyforge.lib.routing import EXCHANGES, topic_matches
+from pyforge.lib.store import mask_password
 from pyforge.lib.transport import filesystem_options, rabbit_compatible
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,16 @@ def connect(settings):
     RabbitMQ connections confirm every publish.
     """
     url = settings.amqp_url
-    scheme = urlparse(url).scheme
+    parsed = urlparse(url)
+    scheme = parsed.scheme
+    try:
+        parsed.port
+    except ValueError:
+        raise ConfigurationError(
+            'amqp.url %s is not a valid URL; a user name or password '
+            'containing "/", "?", "#", "@" or ":" must be percent-encoded '
+            '(e.g. %%2F for "/", written %%%%2F in the .ini file)'
+            % mask_url(url)) from None
     try:
         transport_class = symbol_by_name(resolve_transport(scheme))
     except Exception as exc:
@@ -180,11 +190,7 @@ def declare_exchanges(channel):
 
 def mask_url(url):
     """Return `url` with its password replaced by ``****``."""
-    parsed = urlparse(url)
-    if parsed.password is None:
-        return url
-    netloc = parsed.netloc.replace(':%s@' % parsed.password, ':****@', 1)
-    return parsed._replace(netloc=netloc).geturl()
+    return mask_password(url).replace(':***@', ':****@', 1)
 
 
 class Publisher(kombu.compat.Publisher):
@@ -231,11 +237,15 @@ class Publisher(kombu.compat.Publisher):
                 confirm_timeout=CONFIRM_TIMEOUT,
                 **arguments)
         except Exception as exc:
+            hint = ''
+            if isinstance(exc, amqp_exceptions.NotFound):
+                hint = ('; run paster reactor_setup to declare the '
+                        'exchanges and queues')
             raise PublishError(
                 'cannot publish message %s to exchange %r with routing key '
-                '%r: %s: %s' % (message.message_id, message.exchange,
-                                message.routing_key, type(exc).__name__, exc)
-            ) from exc
+                '%r: %s: %s%s' % (message.message_id, message.exchange,
+                                  message.routing_key, type(exc).__name__,
+                                  exc, hint)) from exc
         routed = not self._returned and self._routes(message)
         if not routed and self._warn_unroutable:
             log.warning(

@@ -29,6 +29,9 @@ def parse_body(text, source):
     except ValueError as exc:
         raise BodyError('%s is not valid JSON (%s): %s'
                         % (source, exc, preview(text))) from None
+    except RecursionError:
+        raise BodyError('%s is JSON nested too deeply to read: %s'
+                        % (source, preview(text))) from None
     if not isinstance(data, dict):
         raise BodyError(
             '%s is a JSON %s, not an object: %s; write an object such as '

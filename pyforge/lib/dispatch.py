@@ -2,29 +2,50 @@
 
 :meth:`Dispatcher.handle` does everything between receiving a message
 and acking it, and returns a :class:`pyforge.lib.outcome.Outcome`
-naming what the caller must do with the message: ack it, retry it after a delay, or dead-letter
-it. Workers and the test helpers share it, so both handle a message the
-same way. A worker handling a batch calls its two halves instead:
-:meth:`Dispatcher.dispatch` inside the batch's transaction, and
-:meth:`Dispatcher.complete`, which publishes, after the commit.
+naming what the caller must do with the message: ack it, retry it after
+a delay, or dead-letter it. Workers and the test helpers share it, so
+both handle a message the same way.
+
+A worker handling a batch calls the three steps of :meth:`handle`
+itself: :meth:`Dispatcher.dispatch` with ``defer=True`` for each message
+of a chunk, :meth:`Dispatcher.flush_deferred` to persist the chunk's
+writes in one transaction, then :meth:`Dispatcher.complete` to publish.
 """
 
+import dataclasses
 import logging
 import time
 import uuid
 
+from pymongo.errors import DuplicateKeyError
+
 from pyforge.exceptions import MessageError
 from pyforge.lib import context
-from pyforge.lib.message import (
-    HOPS_HEADER, Delivery, Envelope, OutgoingMessage, decode)
-from pyforge.lib.outcome import (
-    DEAD, DONE, DUPLICATE, REPUBLISHED, RETRY, Outcome)
+from pyforge.lib.failures import (
+    Failures, already_handled, bare_envelope, redelivered_dead_letter,
+    unsent_outbox)
+from pyforge.lib.message import HOPS_HEADER, Delivery, decode
+from pyforge.lib.outcome import DONE, DUPLICATE, REPUBLISHED, Outcome
 from pyforge.lib.resolve import Resolver
-from pyforge.lib.retry import dead_letter, retry_delay, retry_message
+from pyforge.lib.retry import dead_letter, retry_message
+from pyforge.lib.store import TRANSIENT_ERRORS, transaction
 from pyforge.model import records
 from pyforge.model.writes import Session
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PendingFlush:
+    """Writes of a listener that returned, waiting for their flush."""
+
+    session: Session
+    envelope: object
+    listener: object
+    started_at: object
+    attempts: int
+    record_exists: bool
+
 
 class Dispatcher:
     """Handles deliveries for listeners, against one database.
@@ -44,9 +65,7 @@ class Dispatcher:
         self.settings = settings
         self.publisher = publisher
         self.resolver = Resolver(db)
-        #: A :class:`pyforge.lib.batch.Chunk` whose transaction flushes
-        #: join, or None to flush each message in its own.
-        self.chunk = None
+        self.failures = Failures(db, settings)
         self._known_records = None
         self._durations = {}
 
@@ -56,7 +75,11 @@ class Dispatcher:
         ids = [records.record_id(delivery.queue, delivery.message_id)
                for delivery in deliveries
                if isinstance(delivery.message_id, str)]
-        self._known_records = records.find_records(self.db, ids)
+        found = records.find_records(self.db, ids)
+        # A record id read ahead and not found maps to None; one not
+        # read ahead is looked up when needed.
+        self._known_records = dict.fromkeys(ids)
+        self._known_records.update(found)
         self.resolver.remember()
 
     def forget(self):
@@ -74,77 +97,32 @@ class Dispatcher:
         self.complete(outcome)
         return outcome
 
-    def dispatch(self, delivery, listener):
-        """Do all of :meth:`handle` but publishing; return the Outcome."""
+    def dispatch(self, delivery, listener, defer=False):
+        """Do all of :meth:`handle` but publishing; return the Outcome.
+
+        With `defer`, the listener's writes are not flushed: the outcome
+        holds them in ``pending`` for :meth:`flush_deferred`.
+        """
         started_at = records.utcnow()
-        clock = time.perf_counter()
-        adopted = not isinstance(delivery.message_id, str) \
-            or not delivery.message_id
-        if adopted:
-            # Without an id a message has no record: no redelivery could
-            # be recognised, nor a message that keeps killing workers.
-            delivery.message_id = uuid.uuid4().hex
         try:
-            envelope = decode(delivery, self.settings.reactor_max_body_size)
-        except MessageError as exc:
-            envelope = _bare_envelope(delivery)
-            return self._dead(envelope, listener, exc.reason, str(exc),
-                              0, started_at)
-        if adopted:
-            log.info('message on %s (%s) had no message id; put back on '
-                     'its queue as %s', envelope.queue, envelope.routing_key,
-                     envelope.message_id)
-            return Outcome(REPUBLISHED, envelope=envelope, listener=listener,
-                           outbox=[retry_message(delivery, envelope.attempt,
-                                                 '')])
-
-        previous = envelope.attempt
-        record = self._find_record(envelope)
-        record_exists = record is not None
-        if _already_handled(record, delivery):
-            log.debug('message %s on %s was handled before; acked',
-                      envelope.message_id, envelope.queue)
-            return Outcome(DUPLICATE, envelope=envelope, listener=listener,
-                           outbox=_unsent_outbox(record))
-        if delivery.redelivered:
-            previous += records.count_unfinished(
-                self.db, envelope.queue, envelope.message_id)
-            record_exists = True
-        if previous >= self.settings.reactor_max_attempts:
-            return self._dead(
-                envelope, listener, 'worker-lost',
-                'the workers handling it stopped before finishing %d times '
-                '(killed, or their connection dropped)' % previous,
-                previous, started_at)
-        if envelope.hops > self.settings.reactor_max_hops:
-            return self._dead(
-                envelope, listener, 'max-hops',
-                'hop count %d is over reactor.max_hops = %d'
-                % (envelope.hops, self.settings.reactor_max_hops),
-                previous, started_at)
-
-        try:
-            project, calls = self.resolver.resolve(envelope, listener)
-        except MessageError as exc:
-            return self._dead(envelope, listener, exc.reason, str(exc),
-                              previous, started_at)
-
-        session = Session(self.db)
-        try:
-            self._call(listener, envelope, project, calls, session)
-            outbox = session.outbox
-            self._flush(session, envelope, listener, started_at,
-                        previous + 1, record_exists)
+            return self._dispatch(delivery, listener, defer, started_at)
+        except TRANSIENT_ERRORS:
+            raise
         except Exception as exc:
-            session.clear()
-            return self._failed(envelope, listener, exc, previous + 1,
-                                started_at)
-        log.debug(
-            'handled message %s on %s (%s) in %.1f ms with %d call(s)',
-            envelope.message_id, envelope.queue, envelope.routing_key,
-            (time.perf_counter() - clock) * 1000, len(calls))
-        return Outcome(DONE, attempts=previous + 1, calls=len(calls),
-                       envelope=envelope, listener=listener, outbox=outbox)
+            # A bug, or a value the store cannot take: dead-letter the
+            # message rather than let it stop this worker over and over.
+            return self.failures.unexpected(delivery, listener, exc,
+                                            started_at)
+
+    def flush_deferred(self, outcomes):
+        """Persist the writes deferred in `outcomes` in one transaction;
+        return the outcomes, with failed flushes turned into failures."""
+        if not any(outcome.pending for outcome in outcomes):
+            return list(outcomes)
+        with transaction(self.db):
+            return [self._flush(outcome.pending, outcome.calls)
+                    if outcome.pending else outcome
+                    for outcome in outcomes]
 
     def complete(self, outcome):
         """Publish what the listener published, once its outcome is
@@ -156,6 +134,86 @@ class Dispatcher:
             self._send(message, envelope, outcome.listener)
         if outcome.status in (DONE, DUPLICATE):
             records.mark_done(self.db, envelope.queue, envelope.message_id)
+
+    def _dispatch(self, delivery, listener, defer, started_at):
+        clock = time.perf_counter()
+        adopted = not isinstance(delivery.message_id, str) \
+            or not delivery.message_id
+        if adopted:
+            # Without an id a message has no record: no redelivery could
+            # be recognised, nor a message that keeps killing workers.
+            delivery.message_id = uuid.uuid4().hex
+        try:
+            envelope = decode(delivery, self.settings.reactor_max_body_size)
+        except MessageError as exc:
+            return self.failures.dead(bare_envelope(delivery), listener,
+                                      exc.reason, str(exc), 0, started_at)
+        if adopted:
+            log.info('message on %s (%s) had no message id; put back on '
+                     'its queue as %s', envelope.queue, envelope.routing_key,
+                     envelope.message_id)
+            return Outcome(REPUBLISHED, envelope=envelope, listener=listener,
+                           outbox=[retry_message(delivery, envelope.attempt,
+                                                 '')])
+
+        record = self._find_record(envelope)
+        if already_handled(record):
+            log.debug('message %s on %s was handled before; acked',
+                      envelope.message_id, envelope.queue)
+            return Outcome(DUPLICATE, envelope=envelope, listener=listener,
+                           outbox=unsent_outbox(record))
+        if redelivered_dead_letter(record, delivery):
+            return self.failures.dead(
+                envelope, listener, record.get('reason') or 'dead',
+                record.get('error') or 'dead-lettered before',
+                record.get('attempts', 0), started_at)
+        failed = envelope.attempt
+        unfinished = 0
+        if delivery.redelivered:
+            unfinished = records.count_unfinished(
+                self.db, envelope.queue, envelope.message_id)
+        previous = failed + unfinished
+        if previous >= self.settings.reactor_max_attempts:
+            return self.failures.dead(
+                envelope, listener,
+                'worker-lost' if unfinished else 'max-attempts',
+                'it was tried %d times: %d attempt(s) failed and %d '
+                'delivery(ies) were never finished (worker killed, or its '
+                'connection lost)' % (previous, failed, unfinished),
+                previous, started_at)
+        if envelope.hops > self.settings.reactor_max_hops:
+            return self.failures.dead(
+                envelope, listener, 'max-hops',
+                'hop count %d is over reactor.max_hops = %d'
+                % (envelope.hops, self.settings.reactor_max_hops),
+                previous, started_at)
+
+        try:
+            project, calls = self.resolver.resolve(envelope, listener)
+        except MessageError as exc:
+            return self.failures.dead(envelope, listener, exc.reason,
+                                      str(exc), previous, started_at)
+
+        session = Session(self.db)
+        try:
+            self._call(listener, envelope, project, calls, session)
+        except Exception as exc:
+            session.clear()
+            return self.failures.failed(envelope, listener, exc,
+                                        previous + 1, started_at)
+        pending = PendingFlush(session, envelope, listener, started_at,
+                               previous + 1, record is not None or
+                               unfinished > 0)
+        log.debug(
+            'called %s for message %s on %s (%s) in %.1f ms, %d call(s)',
+            listener.label, envelope.message_id, envelope.queue,
+            envelope.routing_key, (time.perf_counter() - clock) * 1000,
+            len(calls))
+        if defer:
+            return Outcome(DONE, attempts=previous + 1, calls=len(calls),
+                           envelope=envelope, listener=listener,
+                           pending=pending)
+        return self._flush(pending, calls=len(calls))
 
     def _call(self, listener, envelope, project, calls, session):
         """Call the listener once per target with ``c`` set."""
@@ -170,37 +228,53 @@ class Dispatcher:
         self._durations[listener.queue] = average + self.DURATION_WEIGHT * (
             elapsed - average)
 
-    def _flush(self, session, envelope, listener, started_at, attempts,
-               record_exists):
-        """Persist the listener's writes together with the record.
-
-        A record not found before the listener ran is inserted, which
-        costs less than an upsert; one written meanwhile by another
-        worker makes the insert fail, and the message is retried.
-        """
-        status = records.FLUSHED if session.outbox else records.DONE
+    def _flush(self, pending, calls=0):
+        """Persist a listener's writes with the record; return the
+        outcome: DONE, DUPLICATE if another worker recorded the message
+        meanwhile, or a failure."""
+        session, envelope = pending.session, pending.envelope
+        outbox = list(session.outbox)
+        status = records.FLUSHED if outbox else records.DONE
         fields = records.outcome_fields(
-            envelope, listener, status, started_at, attempts)
-        if session.outbox:
-            fields['outbox'] = [
-                message.to_document() for message in session.outbox]
+            envelope, pending.listener, status, pending.started_at,
+            pending.attempts)
+        if outbox:
+            fields['outbox'] = [message.to_document() for message in outbox]
+        record_id = records.record_id(envelope.queue, envelope.message_id)
         # The record goes last: on MongoDB, where a flush is not one
-        # transaction, a flush cut short leaves no "done" behind.
-        record_id = records.record_id(envelope.queue,
-                                      envelope.message_id)
-        if record_exists:
+        # transaction, a flush cut short leaves no "done" behind. A new
+        # record is inserted, which costs less than an upsert.
+        if pending.record_exists:
             session.update_one(records.COLLECTION, {'_id': record_id},
                                {'$set': fields}, upsert=True, copy=False)
         else:
             session.insert_one(records.COLLECTION,
                                dict(fields, _id=record_id), copy=False)
         written = session.collections_written
-        if self.chunk is not None:
-            self.chunk.begin()
-        session.flush()
+        try:
+            session.flush()
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            session.clear()
+            if isinstance(exc, DuplicateKeyError):
+                record = records.find_record(self.db, envelope.queue,
+                                             envelope.message_id)
+                if already_handled(record):
+                    log.info('message %s on %s was handled meanwhile by '
+                             'another worker; its writes here are dropped',
+                             envelope.message_id, envelope.queue)
+                    return Outcome(DUPLICATE, envelope=envelope,
+                                   listener=pending.listener,
+                                   outbox=unsent_outbox(record))
+            return self.failures.failed(envelope, pending.listener, exc,
+                                        pending.attempts, pending.started_at)
         self.resolver.written(written)
         if self._known_records is not None:
             self._known_records[record_id] = dict(fields, _id=record_id)
+        return Outcome(DONE, attempts=pending.attempts, calls=calls,
+                       envelope=envelope, listener=pending.listener,
+                       outbox=outbox)
 
     def _send(self, message, envelope, listener):
         """Publish `message`, or dead-letter it past the hop limit."""
@@ -219,86 +293,10 @@ class Dispatcher:
             Delivery.from_outgoing(message, envelope.queue),
             'max-hops', error, 0, listener.label))
 
-    def _failed(self, envelope, listener, exc, attempts, started_at):
-        error = '%s: %s' % (type(exc).__name__, exc)
-        if attempts >= self.settings.reactor_max_attempts:
-            log.error(
-                'listener %s failed on message %s (%s) for the last time, '
-                'attempt %d of %d',
-                listener.label, envelope.message_id, envelope.routing_key,
-                attempts, self.settings.reactor_max_attempts, exc_info=exc)
-            return self._dead(envelope, listener, 'max-attempts', error,
-                              attempts, started_at, logged=True)
-        delay = retry_delay(self.settings, attempts)
-        log.warning(
-            'listener %s failed on message %s (%s), attempt %d of %d; '
-            'retrying in %.3g s',
-            listener.label, envelope.message_id, envelope.routing_key,
-            attempts, self.settings.reactor_max_attempts, delay,
-            exc_info=exc)
-        self._save(envelope, listener, records.FAILED, started_at,
-                   attempts, error, 'listener-failed')
-        return Outcome(RETRY, attempts=attempts, reason='listener-failed',
-                       error=error, delay=delay, envelope=envelope,
-                       listener=listener)
-
-    def _dead(self, envelope, listener, reason, error, attempts,
-              started_at, logged=False):
-        if not logged:
-            log.error(
-                'dead-lettering message %s from %s (%s): %s: %s',
-                envelope.message_id, envelope.queue, envelope.routing_key,
-                reason, error)
-        self._save(envelope, listener, records.DEAD, started_at, attempts,
-                   error, reason)
-        return Outcome(DEAD, attempts=attempts, reason=reason, error=error,
-                       envelope=envelope, listener=listener)
-
-    def _save(self, envelope, listener, status, started_at, attempts,
-              error, reason):
-        if self.chunk is not None:
-            self.chunk.begin()
-        records.save_outcome(self.db, records.outcome_fields(
-            envelope, listener, status, started_at, attempts,
-            error=error, reason=reason))
-
     def _find_record(self, envelope):
         record_id = records.record_id(envelope.queue, envelope.message_id)
-        if self._known_records is not None:
-            return self._known_records.get(record_id)
+        if self._known_records is not None \
+                and record_id in self._known_records:
+            return self._known_records[record_id]
         return records.find_record(self.db, envelope.queue,
                                    envelope.message_id)
-
-
-def _already_handled(record, delivery):
-    if record is None:
-        return False
-    status = record.get('status')
-    if status in (records.DONE, records.FLUSHED):
-        return True
-    # A dead letter redelivered: the worker died after publishing it
-    # but before the ack. A requeued dead letter is a new delivery.
-    return status == records.DEAD and delivery.redelivered
-
-
-def _unsent_outbox(record):
-    """Return the messages a worker flushed but died before sending."""
-    if record.get('status') != records.FLUSHED:
-        return []
-    return [OutgoingMessage.from_document(document)
-            for document in record.get('outbox', ())]
-
-
-def _bare_envelope(delivery):
-    """Return an envelope for a delivery whose body could not be read."""
-    return Envelope(
-        message_id=delivery.message_id,
-        exchange=delivery.original_exchange,
-        routing_key=delivery.original_routing_key,
-        queue=delivery.queue,
-        data={},
-        hops=0,
-        attempt=0,
-        published_at=None,
-        redelivered=delivery.redelivered,
-    )

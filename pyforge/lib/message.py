@@ -30,7 +30,13 @@ PUBLISHED_AT_HEADER = 'pyforge-published-at'
 EXCHANGE_HEADER = 'pyforge-exchange'
 ROUTING_KEY_HEADER = 'pyforge-routing-key'
 
-_UTF8_NAMES = (None, '', 'utf-8', 'utf8', 'UTF-8')
+#: Content encodings of a JSON body, compared in lowercase. kombu sends
+#: bytes published without an encoding as 'binary'; JSON is UTF-8 anyway.
+_UTF8_NAMES = ('', 'utf-8', 'utf8', 'binary')
+
+#: Publish times accepted from the header, seconds since the epoch: any
+#: other value is ignored rather than trusted for latencies.
+_PUBLISHED_AT_RANGE = (0.0, 1e11)
 
 
 @dataclasses.dataclass
@@ -158,12 +164,13 @@ class Delivery:
     @property
     def original_exchange(self):
         """Exchange of the first publish, also for a retried message."""
-        return self.headers.get(EXCHANGE_HEADER) or self.exchange
+        return _text_header(self.headers, EXCHANGE_HEADER) or self.exchange
 
     @property
     def original_routing_key(self):
         """Routing key of the first publish, also for a retried message."""
-        return self.headers.get(ROUTING_KEY_HEADER) or self.routing_key
+        return (_text_header(self.headers, ROUTING_KEY_HEADER)
+                or self.routing_key)
 
 
 @dataclasses.dataclass
@@ -200,15 +207,16 @@ def decode(delivery, max_body_size):
     never be handled, whatever the listener does.
     """
     content_type = delivery.content_type
-    if content_type != CONTENT_TYPE:
+    if not _is_json_type(content_type):
         raise MessageError(
             'content type %r is not accepted; publish JSON objects with '
             'content type %s' % (content_type, CONTENT_TYPE),
             reason='content-type')
-    if delivery.content_encoding not in _UTF8_NAMES:
+    encoding = delivery.content_encoding or ''
+    if not isinstance(encoding, str) or encoding.lower() not in _UTF8_NAMES:
         raise MessageError(
             'content encoding %r is not accepted; send JSON in utf-8'
-            % delivery.content_encoding, reason='content-encoding')
+            % (delivery.content_encoding,), reason='content-encoding')
     size = len(delivery.body)
     if size > max_body_size:
         raise MessageError(
@@ -226,6 +234,10 @@ def decode(delivery, max_body_size):
         raise MessageError(
             'body is not valid JSON (%s): %s' % (exc, preview(text)),
             reason='invalid-json')
+    except RecursionError:
+        raise MessageError(
+            'body is JSON nested too deeply to read: %s' % preview(text),
+            reason='invalid-json') from None
     if not isinstance(data, dict):
         raise MessageError(
             'body is JSON %s, not an object; send an object such as '
@@ -256,6 +268,12 @@ def preview(text, limit=60):
     return repr(text[:limit]) + '... (%d characters)' % len(text)
 
 
+def _text_header(headers, name):
+    """Return a header that is a string, or None: any client may set it."""
+    value = headers.get(name)
+    return value if isinstance(value, str) else None
+
+
 def _counter(headers, name):
     value = headers.get(name, 0)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -268,5 +286,23 @@ def _counter(headers, name):
 def _published_at(headers):
     value = headers.get(PUBLISHED_AT_HEADER)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        low, high = _PUBLISHED_AT_RANGE
+        if low < value < high:
+            return float(value)
     return None
+
+
+def _is_json_type(content_type):
+    """Tell whether `content_type` is JSON, in UTF-8 if it names a
+    charset, as in ``application/json; charset=utf-8``."""
+    if not isinstance(content_type, str):
+        return False
+    media_type, _, parameters = content_type.partition(';')
+    if media_type.strip().lower() != CONTENT_TYPE:
+        return False
+    for parameter in parameters.split(';'):
+        name, _, value = parameter.partition('=')
+        if name.strip().lower() == 'charset' and \
+                value.strip().strip('"').lower() not in ('utf-8', 'utf8'):
+            return False
+    return True

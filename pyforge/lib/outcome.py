@@ -34,6 +34,9 @@ class Outcome:
     listener: object = None
     #: Messages to publish once the outcome is persisted.
     outbox: list = dataclasses.field(default_factory=list)
+    #: Writes not flushed yet (:class:`pyforge.lib.dispatch.PendingFlush`),
+    #: when the dispatcher was asked to defer them.
+    pending: object = None
 
 
 def settle(publisher, held, listener, message, delivery, outcome):

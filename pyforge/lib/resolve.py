@@ -9,6 +9,15 @@ import copy
 from pyforge.exceptions import MessageError
 from pyforge.lib.routing import AUDIT
 from pyforge.model.project import AppConfig, Project
+from pyforge.model.records import storable_text
+
+
+def _is_utf8(text):
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Resolver:
@@ -46,10 +55,10 @@ class Resolver:
             raise MessageError(
                 'the body has no project_id; add the id of the project '
                 'the message is about', reason='missing-project-id')
-        if not isinstance(project_id, str):
+        if not isinstance(project_id, str) or not _is_utf8(project_id):
             raise MessageError(
-                'project_id %r is not a string' % (project_id,),
-                reason='invalid-project-id')
+                'project_id %s is not a string of valid UTF-8'
+                % storable_text(project_id), reason='invalid-project-id')
         project = self._project(project_id)
         if project is None:
             raise MessageError(

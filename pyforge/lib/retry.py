@@ -15,6 +15,7 @@ import kombu
 from pyforge.lib.amqp import DEAD_LETTER_QUEUE
 from pyforge.lib.message import (
     ATTEMPT_HEADER, EXCHANGE_HEADER, ROUTING_KEY_HEADER, OutgoingMessage)
+from pyforge.model.records import storable_text
 
 #: Headers a dead letter carries besides the message's own.
 DEAD_REASON_HEADER = 'pyforge-dead-reason'
@@ -28,6 +29,13 @@ DEAD_AT_HEADER = 'pyforge-dead-at'
 DEAD_HEADERS = (DEAD_REASON_HEADER, DEAD_ERROR_HEADER, DEAD_QUEUE_HEADER,
                 DEAD_LISTENER_HEADER, DEAD_ATTEMPTS_HEADER, DEAD_AT_HEADER)
 
+#: Names of the message's own headers left out of a copy for their size.
+DROPPED_HEADERS_HEADER = 'pyforge-dropped-headers'
+#: Largest header, and all headers, a copy keeps of the message's own,
+#: in characters of their repr; RabbitMQ's frame_max is 128 KiB.
+MAX_HEADER_SIZE = 8 * 1024
+MAX_HEADERS_SIZE = 64 * 1024
+
 #: Longest header value kept from an error message, in characters.
 MAX_ERROR_LENGTH = 1000
 
@@ -38,8 +46,11 @@ def retry_delay(settings, attempt):
     The first retry waits ``reactor.retry_delay``; each further one
     ``reactor.retry_backoff`` times longer, up to ``retry_max_delay``.
     """
-    delay = settings.reactor_retry_delay * (
-        settings.reactor_retry_backoff ** (attempt - 1))
+    try:
+        delay = settings.reactor_retry_delay * (
+            settings.reactor_retry_backoff ** (attempt - 1))
+    except OverflowError:
+        return settings.reactor_retry_max_delay
     return min(delay, settings.reactor_retry_max_delay)
 
 
@@ -75,7 +86,7 @@ def dead_letter(delivery, reason, error, attempts, listener_label=None):
     headers = dict(delivery.headers)
     headers.update({
         DEAD_REASON_HEADER: reason,
-        DEAD_ERROR_HEADER: error[:MAX_ERROR_LENGTH],
+        DEAD_ERROR_HEADER: storable_text(error, MAX_ERROR_LENGTH),
         DEAD_QUEUE_HEADER: delivery.queue,
         DEAD_LISTENER_HEADER: listener_label or '',
         DEAD_ATTEMPTS_HEADER: attempts,
@@ -108,14 +119,41 @@ def requeue_message(delivery, republish=False):
 
 
 def _copy(delivery, exchange, routing_key, headers):
+    content_type = delivery.content_type
+    content_encoding = delivery.content_encoding
+    if not content_type:
+        # kombu would serialize a body published without a content type.
+        content_type = 'application/octet-stream'
+        content_encoding = content_encoding or 'binary'
     return OutgoingMessage(
         exchange=exchange,
         routing_key=routing_key,
         body=delivery.body,
         message_id=delivery.message_id,
-        headers=headers,
+        headers=_bounded(headers),
         timestamp=int(time.time()),
-        # kombu would serialize a body published without a content type.
-        content_type=delivery.content_type or 'application/octet-stream',
-        content_encoding=delivery.content_encoding or 'binary',
+        content_type=content_type,
+        content_encoding=content_encoding,
     )
+
+
+def _bounded(headers):
+    """Return `headers` without those too big to publish again.
+
+    A copy carries pyforge's headers besides the message's own; a header
+    near the broker's frame size, which fitted once, would then make the
+    publish fail, and the message come back for ever.
+    """
+    kept, dropped, total = {}, [], 0
+    for name, value in sorted(headers.items(),
+                              key=lambda item: len(repr(item[1]))):
+        size = len(repr(value)) + len(name)
+        if not name.startswith('pyforge-') and (
+                size > MAX_HEADER_SIZE or total + size > MAX_HEADERS_SIZE):
+            dropped.append(name)
+            continue
+        kept[name] = value
+        total += size
+    if dropped:
+        kept[DROPPED_HEADERS_HEADER] = ', '.join(sorted(dropped))[:1000]
+    return kept

@@ -77,8 +77,9 @@ class Supervisor:
     def stop(self):
         """Ask every worker to stop after the message in hand."""
         self._stop_requested += 1
-        if self._kill_at is None:
-            timeout = self.environment.settings.reactor_shutdown_timeout
+        timeout = self.environment.settings.reactor_shutdown_timeout
+        # A timeout of 0 lets every listener finish, however long it takes.
+        if self._kill_at is None and timeout:
             self._kill_at = time.monotonic() + timeout + KILL_GRACE
         for slot in self.slots:
             if slot.pid is not None:
@@ -146,8 +147,13 @@ class Supervisor:
             self.environment.settings.reactor_restart_delay
             * 2 ** max(slot.quick_deaths - 1, 0),
             MAX_RESTART_DELAY)
-        log.error('worker %d for %s died (%s); restarting in %.1f s',
-                  pid, slot.queues, _describe(code), delay)
+        if code == 0:
+            # Stopped by a signal of its own, as an operator may do.
+            log.info('worker %d for %s stopped; restarting in %.1f s',
+                     pid, slot.queues, delay)
+        else:
+            log.error('worker %d for %s died (%s); restarting in %.1f s',
+                      pid, slot.queues, _describe(code), delay)
         slot.restart_at = time.monotonic() + delay
 
     def _restart_due(self):

@@ -4,18 +4,13 @@ Each queue gets a carrot-style :class:`Consumer` on a channel of its own.
 A message is acked only after :class:`pyforge.lib.dispatch.Dispatcher`
 returned, which is after the listener's changes were persisted; a retry
 or a dead letter is published, with a confirm, before the ack.
-
-SIGTERM stops consuming and lets the message in hand finish; a second
-SIGTERM, or ``reactor.shutdown_timeout`` passing, exits at once without
-an ack, so the broker redelivers the message.
 """
 
 import collections
 import logging
 import os
-import signal
 import socket
-import threading
+import time
 
 from kombu.exceptions import OperationalError
 
@@ -28,6 +23,8 @@ from pyforge.lib.heartbeat import keeper_for
 from pyforge.lib.message import Delivery
 from pyforge.lib.outcome import settle
 from pyforge.lib.retry import retry_message
+from pyforge.lib.shutdown import GracefulStop, StopNow
+from pyforge.lib.store import TRANSIENT_ERRORS, mask_password
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +34,19 @@ EXIT_CONFIG = 78
 #: Exit status of a worker stopped before its message was finished.
 EXIT_ABORTED = 3
 
+#: Heartbeats sent per heartbeat interval. RabbitMQ drops a connection
+#: that sent nothing for two intervals; checking only twice an interval
+#: sends the heartbeat late as soon as a check comes a little early.
+HEARTBEAT_RATE = 4
+
+#: Seconds between two INFO lines on what a worker handled.
+REPORT_INTERVAL = 60
+
 #: Maximum wait between two attempts to reach the broker, in seconds.
 MAX_RECONNECT_DELAY = 30.0
 
 
-class StopNow(BaseException):
-    """Raised in the main thread to abandon the message in hand."""
-
-
-class Worker:
+class Worker(GracefulStop):
     """Consumes the queues of `listeners` until stopped.
 
     Arguments:
@@ -68,11 +69,10 @@ class Worker:
         self._held = HeldRetries()
         #: (listener, message, delivery) received and not yet handled.
         self._batch = []
-        # Half the prefetch: while a batch is handled, the broker can
-        # already send the next one.
-        self._batch_size = max(1, self.settings.reactor_prefetch // 1)
-        self._stopping = threading.Event()
-        self._handling = False
+        self._batch_size = self.settings.reactor_prefetch
+        self._reported = collections.Counter()
+        self._next_report = time.monotonic() + REPORT_INTERVAL
+        GracefulStop.__init__(self, self.settings.reactor_shutdown_timeout)
         self._parent = os.getppid()
 
     @property
@@ -113,17 +113,22 @@ class Worker:
                 self._consume()
             except PublishError as exc:
                 failures += 1
-                self._lost(exc, failures)
+                self._lost('the broker', exc, failures)
+            except TRANSIENT_ERRORS as exc:
+                # The messages in hand go back to the broker with the
+                # connection, to be handled once the database answers.
+                failures += 1
+                self._lost('the database', exc, failures)
             except Exception as exc:
                 if not self._is_connection_error(exc):
                     raise
                 failures += 1
-                self._lost(exc, failures)
+                self._lost('the broker', exc, failures)
 
-    def _lost(self, exc, failures):
+    def _lost(self, what, exc, failures):
         delay = min(2.0 ** (failures - 1), MAX_RECONNECT_DELAY)
-        log.warning('worker %d lost the broker (%s: %s); reconnecting in '
-                    '%.0f s', os.getpid(), type(exc).__name__, exc, delay)
+        log.warning('worker %d lost %s (%s: %s); reconnecting in %.0f s',
+                    os.getpid(), what, type(exc).__name__, exc, delay)
         self._disconnect()
         self._stopping.wait(delay)
 
@@ -149,8 +154,10 @@ class Worker:
             consumer.check_bindings()
             consumer.consume()
         self._keeper = keeper_for(connection)
-        log.info('worker %d connected to %s, consuming %d queue(s)',
-                 os.getpid(), amqp.mask_url(self.settings.amqp_url),
+        log.info('worker %d connected to %s, store %s, consuming %d '
+                 'queue(s)', os.getpid(),
+                 amqp.mask_url(self.settings.amqp_url),
+                 mask_password(self.settings.mongo_url),
                  len(self._consumers))
 
     def _consume(self):
@@ -163,8 +170,9 @@ class Worker:
                 pass
             self._take_ready_messages()
             self._handle_batch(self._batch)
-            self.connection.heartbeat_check()
+            self.connection.heartbeat_check(rate=HEARTBEAT_RATE)
             self._handle_batch(list(self._held.pop_due()))
+            self._report()
             if os.getppid() != self._parent:
                 log.warning('worker %d lost its parent process; stopping',
                             os.getpid())
@@ -173,9 +181,25 @@ class Worker:
             consumer.cancel()
         self._release_held()
 
+    def _report(self):
+        """Log what was handled since the last report, once a minute."""
+        now = time.monotonic()
+        if now < self._next_report:
+            return
+        self._next_report = now + REPORT_INTERVAL
+        recent = self.counts - self._reported
+        if recent:
+            log.info('worker %d settled %d message(s) in the last %d s: %s',
+                     os.getpid(), sum(recent.values()), REPORT_INTERVAL,
+                     ', '.join('%s %d' % item
+                               for item in sorted(recent.items())))
+            self._reported = collections.Counter(self.counts)
+
     def _poll_timeout(self):
         heartbeat = self.settings.amqp_heartbeat
-        return min(1.0, heartbeat / 2.0) if heartbeat else 1.0
+        if not heartbeat:
+            return 1.0
+        return min(1.0, heartbeat / HEARTBEAT_RATE)
 
     def _on_message(self, listener, message):
         self._batch.append(
@@ -194,23 +218,24 @@ class Worker:
         """Handle, settle and ack `batch`, chunk by chunk."""
         if not batch:
             return
-        try:
-            for chunk in handle_batch(self.dispatcher, batch, self._handle,
-                                      self._stopping.is_set):
-                self._ack([
-                    message for listener, message, delivery, outcome in chunk
-                    if self._settle(listener, message, delivery, outcome)])
-        finally:
-            if batch is self._batch:
-                self._batch = []
+        if batch is self._batch:
+            # Messages that arrive meanwhile, while a publish waits for
+            # its confirm, belong to the next batch and its read-ahead.
+            self._batch = []
+        for chunk in handle_batch(self.dispatcher, batch, self._handle,
+                                  self._stopping.is_set):
+            self._ack([
+                message for listener, message, delivery, outcome in chunk
+                if self._settle(listener, message, delivery, outcome)])
 
     def _handle(self, listener, delivery):
         self._handling = True
         try:
             if self._keeper is not None:
                 with self._keeper.busy():
-                    return self.dispatcher.dispatch(delivery, listener)
-            return self.dispatcher.dispatch(delivery, listener)
+                    return self.dispatcher.dispatch(delivery, listener,
+                                                    defer=True)
+            return self.dispatcher.dispatch(delivery, listener, defer=True)
         finally:
             self._handling = False
 
@@ -262,31 +287,3 @@ class Worker:
                 log.debug('closing the connection failed: %s', exc)
             self.connection = None
         self._consumers = []
-
-    def _install_signal_handlers(self):
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        # The parent turns Ctrl-C into SIGTERM for every worker; the
-        # terminal's own SIGINT to the whole group would count twice.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGALRM, self._on_shutdown_timeout)
-
-    def _on_stop_signal(self, signum, frame):
-        if self._stopping.is_set():
-            # Between messages the loop is already on its way out; only a
-            # listener is worth interrupting.
-            if self._handling:
-                raise StopNow()
-            return
-        log.info('worker %d stopping after the message in hand',
-                 os.getpid())
-        self._stopping.set()
-        timeout = self.settings.reactor_shutdown_timeout
-        if timeout:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-
-    def _on_shutdown_timeout(self, signum, frame):
-        if self._handling:
-            log.error('the listener did not finish within '
-                      'reactor.shutdown_timeout = %s s',
-                      self.settings.reactor_shutdown_timeout)
-            raise StopNow()

@@ -89,11 +89,11 @@ def outcome_fields(envelope, listener, status, started_at, attempts,
     fields = {
         'message_id': envelope.message_id,
         'queue': envelope.queue,
-        'exchange': envelope.exchange,
-        'routing_key': envelope.routing_key,
+        'exchange': storable_text(envelope.exchange),
+        'routing_key': storable_text(envelope.routing_key),
         'listener': listener.label if listener is not None else None,
-        'project_id': envelope.project_id,
-        'mount_point': envelope.mount_point,
+        'project_id': storable_text(envelope.project_id),
+        'mount_point': storable_text(envelope.mount_point),
         'status': status,
         'attempts': attempts,
         'worker': worker_name(),
@@ -106,15 +106,43 @@ def outcome_fields(envelope, listener, status, started_at, attempts,
             envelope.published_at, datetime.timezone.utc)
         fields['latency'] = finished_at.timestamp() - envelope.published_at
     if error is not None:
-        fields['error'] = error
+        fields['error'] = storable_text(error, MAX_ERROR_LENGTH)
         fields['reason'] = reason
     return fields
 
 
+#: Longest text kept from a message field or an error, in characters.
+MAX_TEXT_LENGTH = 200
+MAX_ERROR_LENGTH = 2000
+
+
+def storable_text(value, limit=MAX_TEXT_LENGTH):
+    """Return `value` as a string any store takes, or None for None.
+
+    Message fields come from any client: a number too big for BSON, a
+    dict with ``$`` keys or a string with lone surrogates must not stop
+    the record of the message that carries it.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = repr(value)
+    value = value.encode('utf-8', 'backslashreplace').decode('utf-8')
+    value = value.replace('\x00', '\\x00')
+    return value if len(value) <= limit else value[:limit] + '...'
+
+
+
 def save_outcome(db, fields):
-    """Write an outcome outside any session (failures, dead letters)."""
+    """Write an outcome outside any session (failures, dead letters).
+
+    A record that says the message was handled is left alone: then the
+    upsert finds no record to update and its insert raises
+    DuplicateKeyError.
+    """
     db[COLLECTION].update_one(
-        {'_id': record_id(fields['queue'], fields['message_id'])},
+        {'_id': record_id(fields['queue'], fields['message_id']),
+         'status': {'$nin': [DONE, FLUSHED]}},
         {'$set': fields}, upsert=True)
 
 

@@ -1,12 +1,13 @@
 """Batches on the SQLite store: chunks that commit together, and what
 keeps a message out of a chunk."""
 
+import threading
 import unittest
 
 from pyforge.lib import store
 from pyforge.lib.batch import handle_batch
 from pyforge.lib.dispatch import Dispatcher
-from pyforge.lib.outcome import DONE, RETRY
+from pyforge.lib.outcome import DONE, DUPLICATE, RETRY
 from pyforge.model import records
 from tests import apps
 from tests.apps import BatchApp, committed_count, listener
@@ -56,7 +57,7 @@ class BatchTest(TempDirTestCase):
         for chunk in handle_batch(
                 self.dispatcher, batch,
                 lambda found, delivery: self.dispatcher.dispatch(
-                    delivery, found),
+                    delivery, found, defer=True),
                 lambda: False):
             chunks.append([outcome.status for _, _, _, outcome in chunk])
         return chunks
@@ -64,15 +65,40 @@ class BatchTest(TempDirTestCase):
     def keys(self):
         return sorted(note['key'] for note in self.db.batch_notes.find())
 
-    def test_fast_listeners_commit_together(self):
+    def test_fast_listeners_flush_together(self):
         chunks = self.run_batch([
             self.delivery(documents=[{'key': 'a'}]),
             self.delivery(documents=[{'key': 'b'}], observe=True),
             self.delivery(documents=[{'key': 'c'}], observe=True)])
         self.assertEqual(chunks, [[DONE, DONE, DONE]])
-        # Nothing is committed until the chunk ends.
+        # Nothing is written until every listener of the chunk returned.
         self.assertEqual(apps.OBSERVED, [0, 0])
         self.assertEqual(self.keys(), ['a', 'b', 'c'])
+
+    def test_no_write_lock_while_listeners_run(self):
+        seen = []
+
+        def call(found, delivery):
+            # Another connection can write while the chunk is open.
+            writer = threading.Thread(target=lambda: seen.append(
+                self.db.batch_notes.insert_one({'key': delivery.message_id})
+                .inserted_id))
+            writer.start()
+            writer.join(timeout=5)
+            return self.dispatcher.dispatch(delivery, found, defer=True)
+
+        batch = [(self.listener, None, self.delivery(
+            documents=[{'key': key}])) for key in 'ab']
+        for _ in handle_batch(self.dispatcher, batch, call, lambda: False):
+            pass
+        self.assertEqual(len(seen), 2)
+
+    def test_same_message_twice_in_chunk_runs_once(self):
+        first = self.delivery(message_id='twice', documents=[{'key': 'a'}])
+        second = self.delivery(message_id='twice', documents=[{'key': 'b'}])
+        chunks = self.run_batch([first, second])
+        self.assertEqual(chunks, [[DONE, DUPLICATE]])
+        self.assertEqual(self.keys(), ['a'])
 
     def test_failed_flush_rolls_back_only_its_writes(self):
         self.db.batch_notes.insert_one({'key': 'taken'})
@@ -93,7 +119,7 @@ class BatchTest(TempDirTestCase):
         for _ in handle_batch(
                 self.dispatcher, batch,
                 lambda found, delivery: self.dispatcher.dispatch(
-                    delivery, found),
+                    delivery, found, defer=True),
                 lambda: False):
             pass
         self.assertEqual(len(self.publisher.sent), 2)
@@ -120,8 +146,9 @@ class BatchTest(TempDirTestCase):
                                     observe_record=record_id)
         redelivered.redelivered = True
         chunks = self.run_batch([first, redelivered])
-        self.assertEqual(chunks, [[DONE], [DONE]])
-        # The count a dying worker must leave behind was committed.
+        self.assertEqual(chunks, [[DONE, DONE]])
+        # The count a dying worker must leave behind was committed
+        # before the listener ran.
         self.assertEqual(apps.OBSERVED, [1])
 
     def test_exception_rolls_back_whole_chunk(self):
@@ -131,7 +158,7 @@ class BatchTest(TempDirTestCase):
             calls.append(delivery)
             if len(calls) == 2:
                 raise KeyboardInterrupt()
-            return self.dispatcher.dispatch(delivery, found)
+            return self.dispatcher.dispatch(delivery, found, defer=True)
 
         batch = [(self.listener, None, self.delivery(
             documents=[{'key': key}])) for key in 'abc']
@@ -149,7 +176,7 @@ class BatchTest(TempDirTestCase):
 
         def call(found, delivery):
             stopping.append(True)
-            return self.dispatcher.dispatch(delivery, found)
+            return self.dispatcher.dispatch(delivery, found, defer=True)
 
         handled = [outcome for chunk in handle_batch(
             self.dispatcher, batch, call, lambda: len(stopping) >= 1)

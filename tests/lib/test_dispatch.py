@@ -255,11 +255,14 @@ class RequeuedMessageTest(DispatchTestCase):
                                     'mount_point': 'notes', 'text': 'x'},
                             message_id=message_id, redelivered=True)
 
-    def test_redelivered_dead_message_is_duplicate(self):
+    def test_redelivered_dead_message_dead_lettered_again(self):
+        # The worker may have died before publishing the dead letter.
         found, message_id = self.dead_message()
         outcome = self.dispatcher.handle(
             self.redelivery(found, message_id), found)
-        self.assertEqual(outcome.status, DUPLICATE)
+        self.assertEqual(outcome.status, DEAD)
+        self.assertEqual(outcome.reason, 'max-attempts')
+        self.assertIn('asked to fail', outcome.error)
         self.assertEqual(self.db.notes.count_documents({}), 0)
 
     def test_redelivered_requeued_message_handled(self):

