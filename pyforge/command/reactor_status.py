@@ -27,7 +27,9 @@ class StatusCommand(Command):
     message_records collection, DONE (messages handled), RETRYING
     (records whose last attempt failed and whose retry is scheduled),
     DEAD (dead-lettered) and the last failure or dead letter. Then the
-    number of dead letters waiting in pyforge.dead.
+    number of dead letters waiting in pyforge.dead, and each orphaned
+    queue (declared by reactor_setup for a listener that is no longer
+    installed) with the messages it holds.
 
     Messages a worker received and has not acknowledged yet are not
     shown: AMQP has no way to count them, and READY leaves them out.
@@ -51,18 +53,20 @@ class StatusCommand(Command):
              'and numbers that cannot be known are null')
     parser.add_option(
         '--check', action='store_true',
-        help='exit 1 when a queue is not declared or has no consumer, or '
-             'when dead letters wait, and print why on stderr (for '
-             'monitoring)')
+        help='exit 1 when a queue is not declared or has no consumer, '
+             'when dead letters wait, or when an orphaned queue holds '
+             'messages, and print why on stderr (for monitoring)')
 
     def run_command(self, args):
         if args:
             self.usage_error('unexpected arguments: %s' % ' '.join(args))
         listeners = self.find_listeners(self.options.apps)
+        every_listener = self.find_listeners() if self.options.apps \
+            else listeners
         with amqp.opened(self.settings) as connection:
             status = collect_status(
                 connection, listeners, self.environment.db,
-                amqp.mask_url(self.settings.amqp_url))
+                amqp.mask_url(self.settings.amqp_url), every_listener)
 
         if self.options.json:
             print_json(status.to_json())
@@ -99,6 +103,9 @@ def _print_status(status):
     else:
         print('dead letters: %d in %s' % (status.dead_letters,
                                           DEAD_LETTER_QUEUE))
+    for orphan in status.orphans:
+        print('orphaned queue: %s, %d message(s), no installed listener'
+              % (orphan.queue, orphan.messages))
 
 
 def _last_error(error):

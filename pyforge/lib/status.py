@@ -13,6 +13,7 @@ import dataclasses
 
 from pyforge.lib import amqp
 from pyforge.lib.amqp import DEAD_LETTER_QUEUE
+from pyforge.lib.orphans import find_orphans
 from pyforge.lib.topology import inspect_queue
 from pyforge.model import records
 
@@ -55,6 +56,9 @@ class BusStatus:
     dead_letters: int
     #: False on virtual transports, which cannot count consumers.
     counts_consumers: bool
+    #: Orphaned queues (see :mod:`pyforge.lib.orphans`) that still exist.
+    #: Their messages wait for a listener that is no longer installed.
+    orphans: list = dataclasses.field(default_factory=list)
 
     def problems(self):
         """Return what ``reactor_status --check`` reports, one line each."""
@@ -73,6 +77,13 @@ class BusStatus:
             found.append('%d dead letter(s) in %s; see paster reactor_dead '
                          'CONFIG list' % (self.dead_letters,
                                           DEAD_LETTER_QUEUE))
+        for orphan in self.orphans:
+            if orphan.messages:
+                found.append(
+                    'orphaned queue %s holds %d message(s) that no '
+                    'installed listener handles; reinstall its app, or see '
+                    'paster reactor_setup CONFIG --dry-run'
+                    % (orphan.queue, orphan.messages))
         return found
 
     def to_json(self):
@@ -82,14 +93,18 @@ class BusStatus:
             'dead_letters': self.dead_letters,
             'counts_consumers': self.counts_consumers,
             'queues': [status.to_json() for status in self.queues],
+            'orphans': [orphan.to_json() for orphan in self.orphans],
         }
 
 
-def collect_status(connection, listeners, db, broker_url):
+def collect_status(connection, listeners, db, broker_url,
+                   every_listener=None):
     """Return the :class:`BusStatus` of `listeners`' queues.
 
     `broker_url` is shown as it is given, so pass it through
-    :func:`pyforge.lib.amqp.mask_url`.
+    :func:`pyforge.lib.amqp.mask_url`. `every_listener`, the listeners of
+    every installed app, decides which queues are orphaned; it defaults to
+    `listeners`.
     """
     virtual = amqp.is_virtual(connection)
     statuses = []
@@ -112,11 +127,15 @@ def collect_status(connection, listeners, db, broker_url):
         ))
     dead = inspect_queue(connection, DEAD_LETTER_QUEUE,
                          require_binding=False)
+    orphans = find_orphans(connection, every_listener or listeners, db)
     return BusStatus(
         broker=broker_url,
         queues=statuses,
         dead_letters=None if dead is None else dead[0],
         counts_consumers=not virtual,
+        # An orphan whose queue is gone is only a stale record, which
+        # reactor_setup --delete-orphans removes; it holds nothing.
+        orphans=[orphan for orphan in orphans if orphan.messages is not None],
     )
 
 

@@ -1,6 +1,7 @@
 """``paster reactor_setup --dry-run`` and orphaned queues, on RabbitMQ and
 on the embedded broker."""
 
+import json
 import unittest
 
 import kombu
@@ -153,6 +154,28 @@ class OrphanMixin:
         orphans = self.orphans(result)
         self.assertEqual(sorted(orphans),
                          ['audit.slow.work', 'audit.writer.write'])
+
+
+    def test_status_reports_orphan_with_messages(self):
+        result = self.paster_ok('reactor_status', self.ini, '--json')
+        orphans = {orphan['queue']: orphan
+                   for orphan in json.loads(result.stdout)['orphans']}
+        self.assertEqual(sorted(orphans),
+                         ['audit.slow.work', 'audit.writer.write'])
+        self.assertEqual(orphans['audit.slow.work']['messages'], 1)
+        self.assertEqual(orphans['audit.writer.write']['messages'], 0)
+        table_output = self.paster_ok('reactor_status', self.ini).stdout
+        self.assertIn('orphaned queue: audit.slow.work, 1 message(s)',
+                      table_output)
+
+    def test_status_check_fails_on_orphan_with_messages(self):
+        result = self.paster('reactor_status', self.ini, '--check',
+                             '--app', 'wiki')
+        self.assertEqual(result.returncode, 1)
+        self.assertIn('orphaned queue audit.slow.work holds 1 message(s)',
+                      result.stderr)
+        # An empty orphan loses nothing, so it is no problem.
+        self.assertNotIn('audit.writer.write', result.stderr)
 
 
 class FilesystemDryRunTest(DryRunMixin, OpsTestCase):
