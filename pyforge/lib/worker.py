@@ -24,7 +24,8 @@ from pyforge.lib.message import Delivery
 from pyforge.lib.outcome import settle
 from pyforge.lib.retry import retry_message
 from pyforge.lib.shutdown import GracefulStop, StopNow
-from pyforge.lib.store import TRANSIENT_ERRORS, mask_password
+from pyforge.lib.store import (
+    TRANSIENT_ERRORS, checkpoint_in_background, mask_password)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class Worker(GracefulStop):
         self.publisher = amqp.Publisher(connection, retry=False)
         self.dispatcher = Dispatcher(
             self.environment.db, self.settings, self.publisher)
+        checkpoint_in_background(self.environment.db)
         self._consumers = [
             Consumer(connection, listener, self._on_message,
                      self.settings.reactor_prefetch)

@@ -21,7 +21,7 @@ from pyforge.exceptions import ConfigurationError
 from pyforge.lib.store import engine, sqlite
 
 __all__ = ['DEFAULT_DATABASE', 'SUPPORTED_SCHEMES', 'TRANSIENT_ERRORS',
-           'connect', 'transaction']
+           'checkpoint_in_background', 'connect', 'transaction']
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,18 @@ def connect(url, database=None):
     if scheme == 'mongomock':
         return _connect_mongomock(rest, database)
     return _connect_mongodb(url, database)
+
+
+def checkpoint_in_background(db):
+    """Take WAL checkpoints of a SQLite store file off this process's
+    commits, into a thread; do nothing for other stores.
+
+    Workers call it so that the commit that fills the WAL is not held
+    while the WAL is copied back and synced.
+    """
+    if isinstance(db, sqlite.Database) \
+            and isinstance(db._engine, engine.FileEngine):
+        db._engine.checkpoint_in_background()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,107 @@
+"""WAL checkpoints of a SQLite store file, on commit or in a thread."""
+
+import multiprocessing
+import os
+import unittest
+
+from pyforge.lib.store import checkpoint_in_background, connect
+from pyforge.lib.store.engine import DEFAULT_AUTOCHECKPOINT
+from tests.lib.store.support import TemporaryFolderMixin
+from tests.support import wait_for
+
+PAGE_SIZE = 4096
+#: Each document takes about ten pages, so WRITES of them fill the WAL
+#: past SQLite's auto-checkpoint size twice over.
+DOCUMENT_TEXT = 'x' * (10 * PAGE_SIZE)
+WRITES = 2 * DEFAULT_AUTOCHECKPOINT // 10
+DATA_SIZE = WRITES * len(DOCUMENT_TEXT)
+JOIN_TIMEOUT = 60
+
+
+def write_documents(db):
+    for number in range(WRITES):
+        db.items.insert_one({'_id': number, 'text': DOCUMENT_TEXT})
+
+
+def write_in_child(url):
+    write_documents(connect(url))
+
+
+class CheckpointTest(TemporaryFolderMixin, unittest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.path = os.path.join(self.make_folder(), 'store.sqlite')
+        self.url = 'sqlite://' + self.path
+        self.db = connect(self.url)
+        self.addCleanup(self.db.close)
+        self.db.items.insert_one({'_id': 'first'})
+
+    def wal_size(self):
+        return os.path.getsize(self.path + '-wal')
+
+    def file_size(self):
+        return os.path.getsize(self.path)
+
+    def test_commits_checkpoint_by_default(self):
+        write_documents(self.db)
+        # Each commit past the auto-checkpoint size copies the WAL back,
+        # and the next one starts the WAL over.
+        self.assertLess(self.wal_size(), 1.5 * DEFAULT_AUTOCHECKPOINT
+                        * PAGE_SIZE)
+        self.assertGreater(self.file_size(), DATA_SIZE / 4)
+
+    def test_background_leaves_commits_alone(self):
+        # The thread's first checkpoint would come after an hour.
+        self.db._engine.checkpoint_in_background(interval=3600)
+        write_documents(self.db)
+        self.assertGreater(self.wal_size(), DATA_SIZE)
+        self.assertLess(self.file_size(), DATA_SIZE / 4)
+
+    def test_close_checkpoints_once_more(self):
+        self.db._engine.checkpoint_in_background(interval=3600)
+        write_documents(self.db)
+        self.db.close()
+        self.assertGreater(self.file_size(), DATA_SIZE)
+
+    def test_thread_copies_wal_into_file(self):
+        checkpoint_in_background(self.db)
+        write_documents(self.db)
+        wait_for(lambda: self.file_size() > DATA_SIZE,
+                 what='the WAL copied into the database file', timeout=30)
+        self.assertEqual(self.db.items.count_documents({}), WRITES + 1)
+
+    def test_second_call_keeps_first_thread(self):
+        checkpoint_in_background(self.db)
+        first = self.db._engine._checkpointer
+        checkpoint_in_background(self.db)
+        self.assertIs(self.db._engine._checkpointer, first)
+        self.assertTrue(first.is_alive())
+
+    def test_close_stops_thread(self):
+        checkpoint_in_background(self.db)
+        thread = self.db._engine._checkpointer
+        self.db.close()
+        self.assertFalse(thread.is_alive())
+
+    def test_child_process_checkpoints_on_commit(self):
+        self.db._engine.checkpoint_in_background(interval=3600)
+        # The child inherits the engine but not the thread, so its own
+        # commits must checkpoint, or its WAL would grow without end.
+        child = multiprocessing.get_context('fork').Process(
+            target=write_in_child, args=(self.url,))
+        child.start()
+        child.join(JOIN_TIMEOUT)
+        self.assertEqual(child.exitcode, 0)
+        self.assertLess(self.wal_size(), 1.5 * DEFAULT_AUTOCHECKPOINT
+                        * PAGE_SIZE)
+
+    def test_other_stores_ignored(self):
+        memory = connect('sqlite://')
+        self.addCleanup(memory.close)
+        checkpoint_in_background(memory)
+        self.assertFalse(hasattr(memory._engine, '_checkpointer'))
+
+
+if __name__ == '__main__':
+    unittest.main()
