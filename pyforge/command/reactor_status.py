@@ -29,7 +29,7 @@ class StatusCommand(Command):
     DEAD (dead-lettered) and the last failure or dead letter. Then the
     number of dead letters waiting in pyforge.dead, and each orphaned
     queue (declared by reactor_setup for a listener that is no longer
-    installed) with the messages it holds.
+    installed) with the messages it contains.
 
     Messages a worker received and has not acknowledged yet are not
     shown: AMQP has no way to count them, and READY leaves them out.

@@ -134,7 +134,7 @@ def collect_status(connection, listeners, db, broker_url,
         dead_letters=None if dead is None else dead[0],
         counts_consumers=not virtual,
         # An orphan whose queue is gone is only a stale record, which
-        # reactor_setup --delete-orphans removes; it holds nothing.
+        # reactor_setup --delete-orphans removes. It has no messages.
         orphans=[orphan for orphan in orphans if orphan.messages is not None],
     )
 

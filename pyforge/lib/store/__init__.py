@@ -74,7 +74,7 @@ def checkpoint_in_background(db):
     """Take WAL checkpoints of a SQLite store file off this process's
     commits, into a thread; do nothing for other stores.
 
-    Workers call it so that the commit that fills the WAL is not held
+    Workers call it so that the commit that fills the WAL is not delayed
     while the WAL is copied back and synced.
     """
     if isinstance(db, sqlite.Database) \

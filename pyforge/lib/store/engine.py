@@ -20,7 +20,7 @@ one process under a lock.
 By default the commit that grows the WAL past SQLite's auto-checkpoint
 size (1,000 pages) copies the WAL back into the database file and syncs
 it, which delays that commit by milliseconds. A process that commits
-often and must answer fast, such as a worker, calls
+often and needs low latency, such as a worker, calls
 FileEngine.checkpoint_in_background() so that a thread of its own does
 the copying instead.
 """
@@ -305,8 +305,8 @@ class _Checkpointer(threading.Thread):
         try:
             while not self._stopped.wait(self.interval):
                 self._checkpoint(connection)
-            # Copy the rest back, so the next process to open the file finds
-            # the WAL empty.
+            # Copy the rest back, so that the next process to open the file
+            # has no WAL frames left to read.
             self._checkpoint(connection)
         finally:
             connection.close()

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import threading
 import unittest
 
 from pyforge.lib.store import checkpoint_in_background, connect
@@ -25,6 +26,11 @@ def write_documents(db):
 
 def write_in_child(url):
     write_documents(connect(url))
+
+
+def checkpoint_threads():
+    return [thread for thread in threading.enumerate()
+            if thread.name == 'sqlite-checkpoint' and thread.is_alive()]
 
 
 class CheckpointTest(TemporaryFolderMixin, unittest.TestCase):
@@ -99,8 +105,11 @@ class CheckpointTest(TemporaryFolderMixin, unittest.TestCase):
     def test_other_stores_ignored(self):
         memory = connect('sqlite://')
         self.addCleanup(memory.close)
+        mongo = connect('mongomock://')
+        running = checkpoint_threads()
         checkpoint_in_background(memory)
-        self.assertFalse(hasattr(memory._engine, '_checkpointer'))
+        checkpoint_in_background(mongo)
+        self.assertEqual(checkpoint_threads(), running)
 
 
 if __name__ == '__main__':
