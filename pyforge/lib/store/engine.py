@@ -50,6 +50,23 @@ DEFAULT_AUTOCHECKPOINT = 1000
 # auto-checkpoint size in about 200 ms.
 CHECKPOINT_INTERVAL = 0.1
 
+# Held by a checkpointer thread while it runs SQLite code, and by a
+# thread that calls os.fork() until the fork is done. A child forked
+# while another thread holds one of SQLite's process-wide mutexes (the
+# allocator's, for example) inherits it locked, so it hangs at its
+# first SQLite call.
+_fork_guard = threading.Lock()
+
+
+def _release_fork_guard():
+    _fork_guard.release()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(before=_fork_guard.acquire,
+                        after_in_parent=_release_fork_guard,
+                        after_in_child=_release_fork_guard)
+
 # Connections inherited from the parent process over os.fork(). They
 # are kept referenced, never used or closed, so that garbage
 # collection in the child does not close the parent's SQLite handles.
@@ -299,17 +316,21 @@ class _Checkpointer(threading.Thread):
         self._failures = 0
 
     def run(self):
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT,
-                                     isolation_level=None,
-                                     check_same_thread=False)
+        with _fork_guard:
+            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT,
+                                         isolation_level=None,
+                                         check_same_thread=False)
         try:
             while not self._stopped.wait(self.interval):
-                self._checkpoint(connection)
+                with _fork_guard:
+                    self._checkpoint(connection)
             # Copy the rest back, so that the next process to open the file
             # has no WAL frames left to read.
-            self._checkpoint(connection)
+            with _fork_guard:
+                self._checkpoint(connection)
         finally:
-            connection.close()
+            with _fork_guard:
+                connection.close()
 
     def stop(self, timeout=5.0):
         """Stop after one last checkpoint; wait up to `timeout` seconds."""

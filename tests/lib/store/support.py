@@ -6,6 +6,7 @@ file, or mongomock as a reference for MongoDB's behaviour.
 """
 
 import functools
+import multiprocessing
 import shutil
 import tempfile
 
@@ -37,6 +38,23 @@ class TemporaryFolderMixin:
         folder = tempfile.mkdtemp(prefix='pyforge-store-test-')
         self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
         return folder
+
+
+def run_forked(target, args, timeout=60):
+    """Run target(*args) in a forked child; return its exit code.
+
+    A child still running after `timeout` seconds is killed, so a hang
+    fails the test instead of blocking the whole run, which would
+    otherwise wait for the child at exit.
+    """
+    child = multiprocessing.get_context('fork').Process(
+        target=target, args=args, daemon=True)
+    child.start()
+    child.join(timeout)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    return child.exitcode
 
 
 class MemoryBackend:

@@ -6,14 +6,13 @@ or a rolled back transaction, and checks that the first connection's
 next operation honours the change.
 """
 
-import multiprocessing
 import os
 import unittest
 
 from pymongo.errors import DuplicateKeyError
 
 from pyforge.lib.store import connect, engine, sqlite, transaction
-from tests.lib.store.support import TemporaryFolderMixin
+from tests.lib.store.support import TemporaryFolderMixin, run_forked
 
 # Seconds to wait for a child process; each one takes well under one.
 JOIN_TIMEOUT = 60
@@ -53,14 +52,7 @@ class OtherProcessTest(TemporaryFolderMixin, unittest.TestCase):
         self.addCleanup(self.db.close)
 
     def run_child(self, target):
-        child = multiprocessing.get_context('fork').Process(
-            target=target, args=(self.url,))
-        child.start()
-        child.join(JOIN_TIMEOUT)
-        if child.is_alive():
-            child.terminate()
-            child.join()
-        self.assertEqual(child.exitcode, 0)
+        self.assertEqual(run_forked(target, (self.url,), JOIN_TIMEOUT), 0)
 
     def test_unique_index_rejects_insert(self):
         self.db.claims.insert_one({'_id': 1, 'key': 'a'})

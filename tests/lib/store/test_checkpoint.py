@@ -1,13 +1,14 @@
 """WAL checkpoints of a SQLite store file, on commit or in a thread."""
 
-import multiprocessing
 import os
 import threading
+import time
 import unittest
+from unittest import mock
 
-from pyforge.lib.store import checkpoint_in_background, connect
+from pyforge.lib.store import checkpoint_in_background, connect, engine
 from pyforge.lib.store.engine import DEFAULT_AUTOCHECKPOINT
-from tests.lib.store.support import TemporaryFolderMixin
+from tests.lib.store.support import TemporaryFolderMixin, run_forked
 from tests.support import wait_for
 
 PAGE_SIZE = 4096
@@ -17,6 +18,8 @@ DOCUMENT_TEXT = 'x' * (10 * PAGE_SIZE)
 WRITES = 2 * DEFAULT_AUTOCHECKPOINT // 10
 DATA_SIZE = WRITES * len(DOCUMENT_TEXT)
 JOIN_TIMEOUT = 60
+# Seconds a checkpoint takes where a test slows it down on purpose.
+SLOW_CHECKPOINT = 0.5
 
 
 def write_documents(db):
@@ -26,6 +29,14 @@ def write_documents(db):
 
 def write_in_child(url):
     write_documents(connect(url))
+
+
+def note_start_and_write(url, note):
+    """Write the child's start time to `note`, then write documents."""
+    with open(note, 'w') as stream:
+        # CLOCK_MONOTONIC is one clock for every process on the machine.
+        stream.write(repr(time.monotonic()))
+    write_in_child(url)
 
 
 def checkpoint_threads():
@@ -94,13 +105,35 @@ class CheckpointTest(TemporaryFolderMixin, unittest.TestCase):
         self.db._engine.checkpoint_in_background(interval=3600)
         # The child inherits the engine but not the thread, so its own
         # commits must checkpoint, or its WAL would grow without end.
-        child = multiprocessing.get_context('fork').Process(
-            target=write_in_child, args=(self.url,))
-        child.start()
-        child.join(JOIN_TIMEOUT)
-        self.assertEqual(child.exitcode, 0)
+        self.assertEqual(run_forked(write_in_child, (self.url,),
+                                    JOIN_TIMEOUT), 0)
         self.assertLess(self.wal_size(), 1.5 * DEFAULT_AUTOCHECKPOINT
                         * PAGE_SIZE)
+
+    def test_fork_waits_for_checkpoint(self):
+        # A child forked while the thread is inside SQLite could inherit
+        # one of SQLite's mutexes locked, so a fork waits for the
+        # checkpoint to end. A slow checkpoint makes the wait visible.
+        started = threading.Event()
+        finished = []
+
+        def slow_checkpoint(checkpointer, connection):
+            started.set()
+            time.sleep(SLOW_CHECKPOINT)
+            finished.append(time.monotonic())
+
+        with mock.patch.object(engine._Checkpointer, '_checkpoint',
+                               slow_checkpoint):
+            checkpoint_in_background(self.db)
+            self.assertTrue(started.wait(JOIN_TIMEOUT))
+            note = self.path + '.started'
+            self.assertEqual(run_forked(note_start_and_write,
+                                        (self.url, note), JOIN_TIMEOUT), 0)
+            self.db.close()
+        with open(note) as stream:
+            child_started = float(stream.read())
+        self.assertLessEqual(finished[0], child_started)
+        self.assertGreater(self.file_size(), DATA_SIZE)
 
     def test_other_stores_ignored(self):
         memory = connect('sqlite://')

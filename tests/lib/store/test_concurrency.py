@@ -65,7 +65,7 @@ class ProcessConcurrencyTest(TemporaryFolderMixin, unittest.TestCase):
 
     def run_processes(self, target, args, method='fork'):
         context = multiprocessing.get_context(method)
-        processes = [context.Process(target=target, args=args)
+        processes = [context.Process(target=target, args=args, daemon=True)
                      for _ in range(PROCESSES)]
         for process in processes:
             process.start()
@@ -84,7 +84,7 @@ class ProcessConcurrencyTest(TemporaryFolderMixin, unittest.TestCase):
         results = context.Queue()
         child = context.Process(
             target=report_connection_reopened,
-            args=(self.db, inherited, results))
+            args=(self.db, inherited, results), daemon=True)
         child.start()
         reopened = results.get(timeout=JOIN_TIMEOUT)
         child.join(JOIN_TIMEOUT)
