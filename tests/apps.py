@@ -168,7 +168,8 @@ def committed_count(db, collection, query):
     import threading
     counts = []
     reader = threading.Thread(
-        target=lambda: counts.append(db[collection].count_documents(query)))
+        target=lambda: counts.append(db[collection].count_documents(query)),
+        daemon=True)
     reader.start()
     reader.join()
     return counts[0]
@@ -195,7 +196,7 @@ def committed_record(db, record_id):
     import threading
     found = []
     reader = threading.Thread(target=lambda: found.append(
-        db.message_records.find_one({'_id': record_id})))
+        db.message_records.find_one({'_id': record_id})), daemon=True)
     reader.start()
     reader.join()
     return found[0]

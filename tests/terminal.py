@@ -23,7 +23,8 @@ def run_in_terminal(args, env=None, stdin_terminal=False,
         stderr=slave if stderr_terminal else subprocess.PIPE)
     os.close(slave)
     chunks = []
-    reader = threading.Thread(target=_read_all, args=(master, chunks))
+    reader = threading.Thread(target=_read_all, args=(master, chunks),
+                              daemon=True)
     reader.start()
     if stdin_terminal:
         os.write(master, input_text.encode('utf-8'))

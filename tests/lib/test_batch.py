@@ -82,7 +82,7 @@ class BatchTest(TempDirTestCase):
             # Another connection can write while the chunk is open.
             writer = threading.Thread(target=lambda: seen.append(
                 self.db.batch_notes.insert_one({'key': delivery.message_id})
-                .inserted_id))
+                .inserted_id), daemon=True)
             writer.start()
             writer.join(timeout=5)
             return self.dispatcher.dispatch(delivery, found, defer=True)

@@ -123,7 +123,8 @@ class ThreadConcurrencyTest(TemporaryFolderMixin, unittest.TestCase):
     """Several threads of one process writing to one store."""
 
     def run_threads(self, target):
-        threads = [threading.Thread(target=target) for _ in range(4)]
+        threads = [threading.Thread(target=target, daemon=True)
+                   for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:

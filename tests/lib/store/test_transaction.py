@@ -152,7 +152,7 @@ class FileTransactionTest(TransactionCases, TemporaryFolderMixin,
         counts = []
         reader = threading.Thread(
             target=lambda: counts.append(
-                self.db.items.count_documents({})))
+                self.db.items.count_documents({})), daemon=True)
         reader.start()
         reader.join(60)
         self.assertFalse(reader.is_alive())
