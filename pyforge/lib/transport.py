@@ -10,10 +10,17 @@ replaces them in a subclass of each transport:
 - a message put back on its queue (requeued, or unacked when the channel
   closes) is routed again through its exchange, so it also reaches every
   other queue bound to its routing key. RabbitMQ returns it to its queue.
+
+``filesystem://`` gets more: atomic message files, a cached listing of
+each queue folder, and unacked messages kept on disk until their ack, so
+that the messages of a killed consumer go back to their queues.
 """
 
+import atexit
 import collections
+import fcntl
 import functools
+import logging
 import os
 import time
 import uuid
@@ -28,8 +35,16 @@ from kombu.utils.json import dumps, loads
 from pyforge.exceptions import ConfigurationError
 from pyforge.lib.routing import topic_matches
 
+log = logging.getLogger(__name__)
+
 #: Key under which a consumed message remembers its queue.
 QUEUE_KEY = 'pyforge_queue'
+#: Key under which a message fetched from filesystem:// remembers the
+#: file that keeps it until its ack.
+UNACKED_KEY = 'pyforge_unacked_file'
+#: Seconds between two looks for the unacked messages of consumers that
+#: died, in each consuming channel.
+RECOVERY_INTERVAL = 2.0
 
 
 class RabbitTopicExchange(TopicExchange):
@@ -91,39 +106,114 @@ class _SafeFilesystemChannel:
     name and renamed into place, which is atomic. kombu also lists and
     sorts the whole folder for every message it takes. Here each queue
     keeps the sorted names of one listing until they are used up.
+
+    kombu deletes a message file when it fetches the message, so the
+    messages a killed consumer had fetched and not acked were lost. Here
+    a fetched file moves into a folder of the consuming process, under
+    ``unacked/``, and is deleted on ack. The process holds a lock on
+    that folder while it lives. Other consumers put the files of an
+    unlocked folder back on their queues, marked redelivered. RabbitMQ
+    does the same with the unacked messages of a closed connection.
     """
 
     def _put(self, queue, payload, **kwargs):
-        name = '%d_%s.%s.msg' % (
-            int(round(time.monotonic() * 1000)), uuid.uuid4(), queue)
+        info = payload.get('properties', {}).get('delivery_info')
+        if info and UNACKED_KEY in info:
+            # A message put back must not name the file it came from.
+            payload = dict(payload, properties=dict(
+                payload['properties'], delivery_info={
+                    key: value for key, value in info.items()
+                    if key != UNACKED_KEY}))
+        name = '%s_%s.%s.msg' % (_next_stamp(), uuid.uuid4(), queue)
         path = os.path.join(self.data_folder_out, name)
-        partial = path + '.partial'
         try:
-            with open(partial, 'wb') as message_file:
-                message_file.write(dumps(payload).encode('utf-8'))
-            os.rename(partial, path)
+            _write_atomically(path, dumps(payload).encode('utf-8'))
         except OSError as exc:
             raise ChannelError(
                 'cannot add message file %r to folder %s: %s'
                 % (name, self.data_folder_out, exc)) from exc
 
     def _get(self, queue):
+        self._recover_if_due()
+        owner = _owner_folder(self._unacked_root())
         names = self._pending_names(queue)
         while names:
             name = names.popleft()
-            taken = os.path.join(self._taken_folder(), name)
+            unacked = os.path.join(owner, name)
             try:
                 # Another consumer may have renamed it first.
-                os.rename(os.path.join(self.data_folder_in, name), taken)
+                os.rename(os.path.join(self.data_folder_in, name), unacked)
             except FileNotFoundError:
                 continue
-            try:
-                with open(taken, 'rb') as message_file:
-                    payload = message_file.read()
-            finally:
-                os.remove(taken)
-            return loads(payload.decode('utf-8'))
+            payload = self._read_unacked(unacked)
+            if payload is not None:
+                return payload
         raise Empty()
+
+    def _read_unacked(self, path):
+        """Return the message in `path`, or None after moving a file that
+        is no message to the ``invalid`` folder."""
+        try:
+            with open(path, 'rb') as message_file:
+                payload = loads(message_file.read().decode('utf-8'))
+            payload['properties']['delivery_info'][UNACKED_KEY] = path
+        except (ValueError, TypeError, KeyError) as exc:
+            # Only a process other than pyforge writes such a file. It is
+            # kept for a person to read, not delivered over and over.
+            invalid = os.path.join(os.path.dirname(self._unacked_root()),
+                                   'invalid')
+            os.makedirs(invalid, exist_ok=True)
+            quarantined = os.path.join(invalid, os.path.basename(path))
+            os.rename(path, quarantined)
+            log.error('message file %s is not a kombu message (%s: %s); '
+                      'moved it to %s, read it there and delete it',
+                      os.path.basename(path), type(exc).__name__, exc,
+                      quarantined)
+            return None
+        return payload
+
+    def basic_consume(self, queue, no_ack, callback, consumer_tag,
+                      **kwargs):
+        if no_ack:
+            # Without acks a delivered message is settled at once.
+            deliver = callback
+
+            def settle_and_deliver(message):
+                _remove_unacked(message)
+                return deliver(message)
+
+            callback = settle_and_deliver
+        return super().basic_consume(queue, no_ack, callback, consumer_tag,
+                                     **kwargs)
+
+    def basic_get(self, queue, no_ack=False, **kwargs):
+        message = super().basic_get(queue, no_ack=no_ack, **kwargs)
+        if message is not None and no_ack:
+            _remove_unacked(message)
+        return message
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        message = self.qos._delivered.get(delivery_tag)
+        super().basic_ack(delivery_tag, multiple=multiple)
+        _remove_unacked(message)
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        message = self.qos._delivered.get(delivery_tag)
+        # With requeue, _restore puts the message back and removes it.
+        super().basic_reject(delivery_tag, requeue=requeue)
+        if not requeue:
+            _remove_unacked(message)
+
+    def _restore(self, message):
+        super()._restore(message)
+        _remove_unacked(message)
+
+    def _recover_if_due(self):
+        now = time.monotonic()
+        if now < self.__dict__.get('_next_recovery', 0.0):
+            return
+        self._next_recovery = now + RECOVERY_INTERVAL
+        recover_unacked(self._unacked_root(), self.data_folder_in)
 
     def _pending_names(self, queue):
         listings = self.__dict__.setdefault('_listings', {})
@@ -135,13 +225,192 @@ class _SafeFilesystemChannel:
                 if name.partition('.')[2] == suffix[1:]))
         return names
 
-    def _taken_folder(self):
-        # A folder on the same file system, so that taking a message is
-        # one rename; kombu moves it to the system's temporary folder.
-        folder = os.path.join(os.path.dirname(
-            os.path.abspath(self.data_folder_in)), 'taken')
-        os.makedirs(folder, exist_ok=True)
-        return folder
+    def _unacked_root(self):
+        root = self.__dict__.get('_unacked_folder')
+        if root is None:
+            # Beside the queue folder, on the same file system, so that
+            # taking a message is one rename.
+            root = self._unacked_folder = unacked_root(self.data_folder_in)
+        return root
+
+
+def unacked_root(queue_folder):
+    """Return the folder of unacked messages of a filesystem:// broker."""
+    return os.path.join(os.path.dirname(os.path.abspath(queue_folder)),
+                        'unacked')
+
+
+#: The stamp of the last message file this process named.
+_last_stamp = 0
+
+
+def _next_stamp():
+    """Return a fixed-width stamp for a message file name, greater than
+    the last one of this process.
+
+    Consumers take files in the order of their names. kombu stamps them
+    in milliseconds, unpadded, so two messages of one millisecond come in
+    random order, and a stamp with one more digit sorts first.
+    """
+    global _last_stamp
+    _last_stamp = max(time.monotonic_ns(), _last_stamp + 1)
+    return '%020d' % _last_stamp
+
+
+def _write_atomically(path, data):
+    """Write `data` to a temporary file and rename it to `path`, so that
+    no consumer ever reads a file half written."""
+    partial = path + '.partial'
+    with open(partial, 'wb') as stream:
+        stream.write(data)
+    os.rename(partial, path)
+
+
+def _remove_unacked(message):
+    """Delete the file that kept `message` until its ack, if any."""
+    if message is None:
+        return
+    path = (message.delivery_info or {}).get(UNACKED_KEY)
+    if path is None:
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+#: The unacked-message folder of this process, by root folder, as
+#: (process id, folder, descriptor of its locked file).
+_OWNERS = {}
+#: Name of the file whose lock marks a folder's process as alive.
+LOCK_NAME = 'lock'
+
+
+def _owner_folder(root):
+    """Return this process's folder under `root`, creating it and locking
+    it for the life of the process on first use."""
+    owner = _OWNERS.get(root)
+    if owner is not None and owner[0] == os.getpid():
+        # Checked on every fetch: a message renamed into a folder that
+        # someone deleted would look taken by another consumer.
+        if os.path.isdir(owner[1]):
+            return owner[1]
+        log.warning('folder %s of unacked messages was removed; making a '
+                    'new one', owner[1])
+    _forget_removed_owners()
+    os.makedirs(root, exist_ok=True)
+    name = '%d-%s' % (os.getpid(), uuid.uuid4().hex)
+    # The folder is locked before it gets a name without the leading dot,
+    # so no other process finds it unlocked while this one lives.
+    building = os.path.join(root, '.' + name)
+    os.mkdir(building)
+    descriptor = os.open(os.path.join(building, LOCK_NAME),
+                         os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    folder = os.path.join(root, name)
+    os.rename(building, folder)
+    _OWNERS[root] = (os.getpid(), folder, descriptor)
+    return folder
+
+
+def _forget_removed_owners():
+    """Close the locks of folders removed with their broker folder, so
+    that a process using many brokers in turn, such as a test run, does
+    not keep a descriptor for each."""
+    for root, (pid, folder, descriptor) in list(_OWNERS.items()):
+        if pid == os.getpid() and not os.path.isdir(folder):
+            os.close(descriptor)
+            del _OWNERS[root]
+
+
+def _forget_inherited_owners():
+    """Close, in a forked child, the locks of the parent's folders.
+
+    The parent keeps its own descriptors, so its locks stay held.
+    """
+    for root, (pid, _, descriptor) in list(_OWNERS.items()):
+        if pid != os.getpid():
+            os.close(descriptor)
+            del _OWNERS[root]
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget_inherited_owners)
+
+
+@atexit.register
+def _remove_empty_owner_folders():
+    """Remove this process's folders that keep no unacked message; those
+    that do are left for other consumers to put back."""
+    for pid, folder, _ in list(_OWNERS.values()):
+        if pid != os.getpid():
+            continue
+        try:
+            if os.listdir(folder) == [LOCK_NAME]:
+                os.remove(os.path.join(folder, LOCK_NAME))
+                os.rmdir(folder)
+        except OSError:
+            # Removed with its broker folder, e.g. a temporary one.
+            continue
+
+
+def recover_unacked(root, queue_folder):
+    """Put the unacked messages of processes that died back on their
+    queues, marked redelivered; return how many were put back."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return 0
+    own = _OWNERS.get(root)
+    recovered = 0
+    for name in names:
+        folder = os.path.join(root, name)
+        if name.startswith('.') or (own is not None and folder == own[1]):
+            continue
+        try:
+            descriptor = os.open(os.path.join(folder, LOCK_NAME), os.O_RDWR)
+        except (FileNotFoundError, NotADirectoryError):
+            # Another process is removing it, or it is no owner folder.
+            continue
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            recovered += _put_back(folder, queue_folder)
+        except FileNotFoundError:
+            # Another process put this folder back between our open and
+            # our lock.
+            continue
+        finally:
+            os.close(descriptor)
+    if recovered:
+        log.warning('put %d unacked message(s) of stopped consumers back '
+                    'on their queues in %s', recovered, queue_folder)
+    return recovered
+
+
+def _put_back(folder, queue_folder):
+    """Move the message files of a dead process's `folder` back to
+    `queue_folder`, under their first names, and remove the folder."""
+    count = 0
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name == LOCK_NAME:
+            continue
+        if name.endswith('.msg'):
+            with open(path, 'rb') as message_file:
+                payload = loads(message_file.read().decode('utf-8'))
+            payload['redelivered'] = True
+            payload['properties']['delivery_info']['redelivered'] = True
+            # The first name keeps the message's place in its queue.
+            _write_atomically(os.path.join(queue_folder, name),
+                              dumps(payload).encode('utf-8'))
+            count += 1
+        os.remove(path)
+    os.remove(os.path.join(folder, LOCK_NAME))
+    os.rmdir(folder)
+    return count
 
 
 def _unbind_in_file(channel, exchange, binding_key, queue):

@@ -281,18 +281,6 @@ class FaultMixin:
     def worker_pid(self, log):
         return re.search(r'worker (\d+) starting', log).group(1)
 
-
-class FilesystemFaultTest(FaultMixin, ReactorTestCase):
-
-    def amqp_url(self):
-        return self.embedded_urls()[0]
-
-
-class RabbitFaultTest(FaultMixin, ReactorTestCase, RabbitTestCase):
-
-    def amqp_url(self):
-        return self.vhost.url
-
     def test_killed_worker_message_redelivered(self):
         marker = os.path.join(self.tmp, 'killed-once')
         reactor = self.start_reactor('--queue', 'audit.fault.kill')
@@ -304,6 +292,24 @@ class RabbitFaultTest(FaultMixin, ReactorTestCase, RabbitTestCase):
         status, log = self.stop(reactor)
         self.assertEqual(status, 0, log)
         self.assertIn('killed by SIGKILL', log)
+
+    def test_killed_worker_fetched_messages_handled(self):
+        kill_marker = os.path.join(self.tmp, 'killed-once')
+        spare_marker = os.path.join(self.tmp, 'never-kill')
+        open(spare_marker, 'w').close()
+        texts = ['first', 'second', 'third', 'fourth']
+        # All four are waiting when the worker starts, so it fetches them
+        # in one batch and dies on the first.
+        for text in texts:
+            publish('audit', 'fault.kill', {
+                'project_id': 'demo', 'mount_point': 'fault', 'text': text,
+                'marker': kill_marker if text == 'first' else spare_marker})
+        reactor = self.start_reactor('--queue', 'audit.fault.kill')
+        self.wait_for(lambda: self.notes() == sorted(texts),
+                      what='every fetched message to be handled')
+        status, log = self.stop(reactor)
+        self.assertEqual(status, 0, log)
+        self.assertEqual(log.count('killed by SIGKILL'), 1, log)
 
     def test_poison_message_without_id_dead_lettered(self):
         reactor = self.start_reactor('--queue', 'audit.fault.kill')
@@ -339,6 +345,18 @@ class RabbitFaultTest(FaultMixin, ReactorTestCase, RabbitTestCase):
         record = records.find_record(self.db, 'audit.fault.kill', poison)
         self.assertEqual(record['reason'], 'worker-lost')
         self.assertEqual(record['status'], 'dead')
+
+
+class FilesystemFaultTest(FaultMixin, ReactorTestCase):
+
+    def amqp_url(self):
+        return self.embedded_urls()[0]
+
+
+class RabbitFaultTest(FaultMixin, ReactorTestCase, RabbitTestCase):
+
+    def amqp_url(self):
+        return self.vhost.url
 
 
 if __name__ == '__main__':
