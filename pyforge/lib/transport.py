@@ -18,6 +18,7 @@ that the messages of a killed consumer go back to their queues.
 
 import atexit
 import collections
+import contextlib
 import fcntl
 import functools
 import logging
@@ -117,13 +118,7 @@ class _SafeFilesystemChannel:
     """
 
     def _put(self, queue, payload, **kwargs):
-        info = payload.get('properties', {}).get('delivery_info')
-        if info and UNACKED_KEY in info:
-            # A message put back must not name the file it came from.
-            payload = dict(payload, properties=dict(
-                payload['properties'], delivery_info={
-                    key: value for key, value in info.items()
-                    if key != UNACKED_KEY}))
+        payload = _without_unacked_key(payload)
         name = '%s_%s.%s.msg' % (_next_stamp(), uuid.uuid4(), queue)
         path = os.path.join(self.data_folder_out, name)
         try:
@@ -156,19 +151,13 @@ class _SafeFilesystemChannel:
         try:
             with open(path, 'rb') as message_file:
                 payload = loads(message_file.read().decode('utf-8'))
+            # Building the message checks every field kombu reads, so a
+            # bad file fails here and not in the consumer, over and over.
+            self.Message(payload, channel=self)
             payload['properties']['delivery_info'][UNACKED_KEY] = path
-        except (ValueError, TypeError, KeyError) as exc:
-            # Only a process other than pyforge writes such a file. It is
-            # kept for a person to read, not delivered over and over.
-            invalid = os.path.join(os.path.dirname(self._unacked_root()),
-                                   'invalid')
-            os.makedirs(invalid, exist_ok=True)
-            quarantined = os.path.join(invalid, os.path.basename(path))
-            os.rename(path, quarantined)
-            log.error('message file %s is not a kombu message (%s: %s); '
-                      'moved it to %s, read it there and delete it',
-                      os.path.basename(path), type(exc).__name__, exc,
-                      quarantined)
+        except Exception as exc:
+            # Only another program or a damaged disk leaves such a file.
+            _quarantine(path, self.data_folder_in, exc)
             return None
         return payload
 
@@ -205,7 +194,17 @@ class _SafeFilesystemChannel:
             _remove_unacked(message)
 
     def _restore(self, message):
-        super()._restore(message)
+        path = (message.delivery_info or {}).get(UNACKED_KEY)
+        if path is None:
+            super()._restore(message)
+            return
+        # Back under its first name, so that it keeps its place in the
+        # queue, as RabbitMQ does for a requeued message.
+        payload = message.serializable()
+        _mark_redelivered(payload)
+        _write_atomically(
+            os.path.join(self.data_folder_in, os.path.basename(path)),
+            dumps(_without_unacked_key(payload)).encode('utf-8'))
         _remove_unacked(message)
 
     def _recover_if_due(self):
@@ -213,7 +212,13 @@ class _SafeFilesystemChannel:
         if now < self.__dict__.get('_next_recovery', 0.0):
             return
         self._next_recovery = now + RECOVERY_INTERVAL
-        recover_unacked(self._unacked_root(), self.data_folder_in)
+        try:
+            recover_unacked(self._unacked_root(), self.data_folder_in)
+        except Exception as exc:
+            # Consuming goes on; the next look tries again.
+            log.warning('putting back the unacked messages of stopped '
+                        'consumers in %s failed: %s: %s',
+                        self._unacked_root(), type(exc).__name__, exc)
 
     def _pending_names(self, queue):
         listings = self.__dict__.setdefault('_listings', {})
@@ -221,8 +226,9 @@ class _SafeFilesystemChannel:
         if not names:
             suffix = '.%s.msg' % queue
             names = listings[queue] = collections.deque(sorted(
-                name for name in os.listdir(self.data_folder_in)
-                if name.partition('.')[2] == suffix[1:]))
+                (name for name in os.listdir(self.data_folder_in)
+                 if name.partition('.')[2] == suffix[1:]),
+                key=file_order))
         return names
 
     def _unacked_root(self):
@@ -245,16 +251,54 @@ _last_stamp = 0
 
 
 def _next_stamp():
-    """Return a fixed-width stamp for a message file name, greater than
-    the last one of this process.
+    """Return a stamp for a message file name, greater than the last one
+    of this process.
 
-    Consumers take files in the order of their names. kombu stamps them
-    in milliseconds, unpadded, so two messages of one millisecond come in
-    random order, and a stamp with one more digit sorts first.
+    kombu stamps files in milliseconds of the monotonic clock, so two
+    messages of one millisecond come in random order, and the clock
+    starts again at 0 when the machine boots. Nanoseconds of the wall
+    clock are later than any such stamp, also for messages that waited
+    through an upgrade or a reboot.
     """
     global _last_stamp
-    _last_stamp = max(time.monotonic_ns(), _last_stamp + 1)
-    return '%020d' % _last_stamp
+    _last_stamp = max(time.time_ns(), _last_stamp + 1)
+    return '%d' % _last_stamp
+
+
+def file_order(name):
+    """Return the sort key of a message file name: its stamp as a number,
+    so that a stamp with more digits sorts later, then the name."""
+    stamp, _, _ = name.partition('_')
+    return (int(stamp) if stamp.isdigit() else 0, name)
+
+
+def _without_unacked_key(payload):
+    """Return `payload` without the unacked file name, which a message
+    put back must not carry."""
+    info = payload.get('properties', {}).get('delivery_info')
+    if not info or UNACKED_KEY not in info:
+        return payload
+    return dict(payload, properties=dict(payload['properties'], delivery_info={
+        key: value for key, value in info.items() if key != UNACKED_KEY}))
+
+
+def _mark_redelivered(payload):
+    payload['redelivered'] = True
+    # What a consumer reads, as RabbitMQ's basic.deliver carries it.
+    payload['properties']['delivery_info']['redelivered'] = True
+
+
+def _quarantine(path, queue_folder, error):
+    """Move the file `path`, which is no kombu message, to the folder
+    ``invalid`` beside `queue_folder`, and log it."""
+    invalid = os.path.join(os.path.dirname(os.path.abspath(queue_folder)),
+                           'invalid')
+    os.makedirs(invalid, exist_ok=True)
+    quarantined = os.path.join(invalid, os.path.basename(path))
+    os.rename(path, quarantined)
+    log.error('message file %s is not a kombu message (%s: %s); moved it '
+              'to %s, read it there and delete it', os.path.basename(path),
+              type(error).__name__, error, quarantined)
 
 
 def _write_atomically(path, data):
@@ -292,11 +336,12 @@ def _owner_folder(root):
     owner = _OWNERS.get(root)
     if owner is not None and owner[0] == os.getpid():
         # Checked on every fetch: a message renamed into a folder that
-        # someone deleted would look taken by another consumer.
-        if os.path.isdir(owner[1]):
+        # someone deleted would look taken by another consumer, and one
+        # in a folder without its lock could be put back at any time.
+        if os.path.exists(os.path.join(owner[1], LOCK_NAME)):
             return owner[1]
-        log.warning('folder %s of unacked messages was removed; making a '
-                    'new one', owner[1])
+        log.warning('folder %s of unacked messages or its lock was '
+                    'removed; making a new one', owner[1])
     _forget_removed_owners()
     os.makedirs(root, exist_ok=True)
     name = '%d-%s' % (os.getpid(), uuid.uuid4().hex)
@@ -369,8 +414,14 @@ def recover_unacked(root, queue_folder):
             continue
         try:
             descriptor = os.open(os.path.join(folder, LOCK_NAME), os.O_RDWR)
-        except (FileNotFoundError, NotADirectoryError):
-            # Another process is removing it, or it is no owner folder.
+        except NotADirectoryError:
+            continue
+        except FileNotFoundError:
+            # Another process has put its files back and is removing it,
+            # or the lock was deleted by hand. Either way no process can
+            # keep the files safe any more. If a live one still has them
+            # in memory, each message's record catches the second delivery.
+            recovered += _put_back(folder, queue_folder)
             continue
         try:
             try:
@@ -394,22 +445,37 @@ def _put_back(folder, queue_folder):
     """Move the message files of a dead process's `folder` back to
     `queue_folder`, under their first names, and remove the folder."""
     count = 0
-    for name in sorted(os.listdir(folder)):
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    for name in names:
         path = os.path.join(folder, name)
-        if name == LOCK_NAME:
-            continue
-        if name.endswith('.msg'):
+        try:
+            if name == LOCK_NAME:
+                continue
+            if not name.endswith('.msg'):
+                os.remove(path)
+                continue
             with open(path, 'rb') as message_file:
                 payload = loads(message_file.read().decode('utf-8'))
-            payload['redelivered'] = True
-            payload['properties']['delivery_info']['redelivered'] = True
-            # The first name keeps the message's place in its queue.
-            _write_atomically(os.path.join(queue_folder, name),
-                              dumps(payload).encode('utf-8'))
-            count += 1
-        os.remove(path)
-    os.remove(os.path.join(folder, LOCK_NAME))
-    os.rmdir(folder)
+            _mark_redelivered(payload)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:
+            _quarantine(path, queue_folder, exc)
+            continue
+        # The first name keeps the message's place in its queue.
+        _write_atomically(os.path.join(queue_folder, name),
+                          dumps(payload).encode('utf-8'))
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        count += 1
+    # Another process may have finished the folder first.
+    with contextlib.suppress(OSError):
+        os.remove(os.path.join(folder, LOCK_NAME))
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
     return count
 
 
@@ -505,12 +571,12 @@ def message_files(channel, queue):
     """Return the paths of the message files of `queue`, oldest first.
 
     kombu's ``filesystem://`` keeps each message in a file named
-    ``<milliseconds>_<uuid>.<queue>.msg``; fetching one moves it away.
+    ``<stamp>_<uuid>.<queue>.msg``; fetching one moves it away.
     """
     folder = channel.data_folder_in
     wanted = '%s.msg' % queue
-    names = sorted(name for name in os.listdir(folder)
-                   if name.partition('.')[2] == wanted)
+    names = sorted((name for name in os.listdir(folder)
+                    if name.partition('.')[2] == wanted), key=file_order)
     return [os.path.join(folder, name) for name in names]
 
 

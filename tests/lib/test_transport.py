@@ -177,19 +177,119 @@ class UnackedFilesTest(TempDirTestCase):
         self.assertEqual(message.payload, {'text': 'b'})
         self.assertEqual(len(self.unacked()), 1)
 
-    def test_invalid_file_moved_aside(self):
-        self.publish('a')
-        # The lowest stamp, so that it is fetched first.
-        broken = '%s_broken.%s.msg' % ('0' * 20, QUEUE)
-        with open(os.path.join(self.folder, 'queues', broken), 'w') as file:
-            file.write('not json')
-        with self.assertLogs('pyforge.lib.transport', 'ERROR') as logs:
+    def write_queue_file(self, name, text):
+        with open(os.path.join(self.folder, 'queues', name), 'w') as stream:
+            stream.write(text)
+
+    def test_invalid_files_moved_aside(self):
+        cases = {
+            'not json': 'not json',
+            'no delivery tag': json.dumps(
+                {'body': '{}', 'properties': {'delivery_info': {}}}),
+            'bad base64 body': json.dumps(
+                {'body': 'abc', 'headers': {},
+                 'content-type': 'application/json',
+                 'content-encoding': 'utf-8',
+                 'properties': {'delivery_info': {}, 'delivery_tag': 'x',
+                                'body_encoding': 'base64'}}),
+        }
+        for case, text in cases.items():
+            with self.subTest(case):
+                self.publish(case)
+                # The lowest stamp, so that it is fetched first.
+                broken = '0_%s.%s.msg' % (case.replace(' ', '-'), QUEUE)
+                self.write_queue_file(broken, text)
+                with self.assertLogs('pyforge.lib.transport',
+                                     'ERROR') as logs:
+                    message = self.fetch()
+                self.assertEqual(message.payload, {'text': case})
+                self.assertIn(broken, logs.output[0])
+                self.assertIn(broken, os.listdir(
+                    os.path.join(self.folder, 'invalid')))
+                message.ack()
+
+    def test_old_file_names_fetched_first(self):
+        self.publish('old')
+        # The name kombu gives: milliseconds since boot, unpadded.
+        old = self.queued()[0]
+        os.rename(os.path.join(self.folder, 'queues', old),
+                  os.path.join(self.folder, 'queues',
+                               '5623142_' + old.partition('_')[2]))
+        self.publish('new')
+        fetched = [self.fetch(no_ack=True).payload['text'] for _ in '12']
+        self.assertEqual(fetched, ['old', 'new'])
+
+    def test_closed_channel_keeps_order(self):
+        texts = ['a', 'b', 'c', 'd']
+        self.publish(*texts)
+        channel = self.connection.channel()
+        for _ in texts:
+            self.fetch(channel)
+        self.publish('e')
+        channel.close()
+        fetched = [self.fetch(no_ack=True) for _ in range(5)]
+        self.assertEqual([message.payload['text'] for message in fetched],
+                         texts + ['e'])
+        self.assertTrue(all(message.delivery_info['redelivered']
+                            for message in fetched[:4]))
+
+    def dead_folder(self, *files, lock=True):
+        """Make the folder of a dead process holding `files`, as
+        (name, text) pairs; return the unacked root."""
+        root = os.path.join(self.folder, 'unacked')
+        folder = os.path.join(root, '99999999-dead')
+        os.makedirs(folder)
+        if lock:
+            open(os.path.join(folder, transport.LOCK_NAME), 'w').close()
+        for name, text in files:
+            with open(os.path.join(folder, name), 'w') as stream:
+                stream.write(text)
+        return root
+
+    def message_file(self, text):
+        """Publish `text`; return the name and content of its file, taken
+        off the queue."""
+        self.publish(text)
+        name = self.queued()[0]
+        path = os.path.join(self.folder, 'queues', name)
+        with open(path) as stream:
+            content = stream.read()
+        os.remove(path)
+        return name, content
+
+    def test_bad_file_in_dead_folder_moved_aside(self):
+        good = self.message_file('good')
+        broken = '1_broken.%s.msg' % QUEUE
+        self.dead_folder((broken, ''), good)
+        with self.assertLogs('pyforge.lib.transport', 'ERROR'):
             message = self.fetch()
-        self.assertEqual(message.payload, {'text': 'a'})
-        self.assertIn(broken, logs.output[0])
+        self.assertEqual(message.payload, {'text': 'good'})
         self.assertEqual(os.listdir(os.path.join(self.folder, 'invalid')),
                          [broken])
 
+    def test_folder_without_lock_put_back(self):
+        self.dead_folder(self.message_file('orphan'), lock=False)
+        message = self.fetch()
+        self.assertEqual(message.payload, {'text': 'orphan'})
+        self.assertTrue(message.delivery_info['redelivered'])
+        self.assertNotIn('99999999-dead',
+                         os.listdir(os.path.join(self.folder, 'unacked')))
+
+    def test_removed_lock_gives_new_folder(self):
+        self.publish('a', 'b')
+        self.fetch().ack()
+        root = os.path.join(self.folder, 'unacked')
+        owner = os.path.join(root, os.listdir(root)[0])
+        os.remove(os.path.join(owner, transport.LOCK_NAME))
+        with self.assertLogs('pyforge.lib.transport', 'WARNING'):
+            self.fetch()
+        folders = os.listdir(root)
+        self.assertEqual(len(folders), 2)
+        self.assertEqual(self.unacked(), [self.unacked()[0]])
+        fresh = [name for name in folders
+                 if os.path.join(root, name) != owner][0]
+        self.assertIn(transport.LOCK_NAME,
+                      os.listdir(os.path.join(root, fresh)))
 
 if __name__ == '__main__':
     unittest.main()
