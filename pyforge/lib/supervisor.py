@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+from pyforge.lib.transport import remove_empty_unacked_folders
 from pyforge.lib.worker import EXIT_CONFIG, Worker
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Supervisor:
         except BaseException:
             log.exception('worker %d crashed', os.getpid())
         finally:
+            remove_empty_unacked_folders()
             logging.shutdown()
             os._exit(status)
 

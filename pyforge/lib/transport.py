@@ -384,19 +384,26 @@ if hasattr(os, 'register_at_fork'):
 
 
 @atexit.register
-def _remove_empty_owner_folders():
+def remove_empty_unacked_folders():
     """Remove this process's folders that keep no unacked message; those
-    that do are left for other consumers to put back."""
-    for pid, folder, _ in list(_OWNERS.values()):
+    that do are left for other consumers to put back.
+
+    Runs at exit, and from a forked worker, which leaves by os._exit().
+    """
+    for root, (pid, folder, descriptor) in list(_OWNERS.items()):
         if pid != os.getpid():
             continue
         try:
-            if os.listdir(folder) == [LOCK_NAME]:
-                os.remove(os.path.join(folder, LOCK_NAME))
-                os.rmdir(folder)
+            if os.listdir(folder) != [LOCK_NAME]:
+                continue
+            os.remove(os.path.join(folder, LOCK_NAME))
+            os.rmdir(folder)
         except OSError:
             # Removed with its broker folder, e.g. a temporary one.
             continue
+        # A later fetch in this process makes a new folder.
+        os.close(descriptor)
+        del _OWNERS[root]
 
 
 def recover_unacked(root, queue_folder):

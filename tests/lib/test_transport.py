@@ -168,6 +168,20 @@ class UnackedFilesTest(TempDirTestCase):
         self.assertEqual(self.unacked(), [])
         self.assertEqual(len(self.queued()), 1)
 
+    def test_empty_folder_removed_at_exit(self):
+        self.publish('a', 'b')
+        self.fetch().ack()
+        kept = self.fetch()
+        root = os.path.join(self.folder, 'unacked')
+        transport.remove_empty_unacked_folders()
+        self.assertEqual(len(os.listdir(root)), 1)
+        kept.ack()
+        transport.remove_empty_unacked_folders()
+        self.assertEqual(os.listdir(root), [])
+        self.publish('c')
+        self.fetch()
+        self.assertEqual(len(self.unacked()), 1)
+
     def test_removed_folder_made_again(self):
         self.publish('a', 'b')
         self.fetch().ack()
