@@ -137,17 +137,24 @@ class DeadLetterQueue:
 
     def __init__(self, connection):
         self.connection = connection
+        self.channel = connection.channel()
+        self._files = transport.is_filesystem(self.channel)
+        if self._files:
+            # Dead letters that a reactor_dead killed midway had taken go
+            # back first, even when no worker runs to do it.
+            folder = self.channel.data_folder_in
+            transport.recover_unacked(transport.unacked_root(folder),
+                                      folder)
         found = inspect_queue(connection, DEAD_LETTER_QUEUE,
                               require_binding=False)
         if found is None:
+            close_channel(self.channel)
             raise ConfigurationError(
                 'the dead-letter queue %s does not exist on the broker; run '
                 'paster reactor_setup with this .ini file first'
                 % DEAD_LETTER_QUEUE)
         #: Dead letters waiting when the queue was opened.
         self.count = found[0]
-        self.channel = connection.channel()
-        self._files = transport.is_filesystem(self.channel)
 
     def __enter__(self):
         return self
@@ -195,8 +202,8 @@ class DeadLetterQueue:
     def put_back(self, letter):
         """Return a dead letter taken by :meth:`take` to the queue."""
         if self._files:
-            transport.unclaim_message_file(letter.handle)
-            letter.handle = letter.handle[:-len('.claimed')]
+            letter.handle = transport.unclaim_message_file(
+                letter.handle, self.channel.data_folder_in)
 
     def remove(self, letter):
         """Delete a dead letter taken by :meth:`take` for good."""

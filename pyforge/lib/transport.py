@@ -608,10 +608,13 @@ def claim_message_file(path):
     """Take the message file `path` off its queue; return the new path, or
     None when another process took it first.
 
-    The renamed file no longer ends in ``.msg``, so no consumer fetches
-    it; :func:`unclaim_message_file` puts it back.
+    The file moves into this process's folder of unacked messages, so no
+    consumer fetches it, and it goes back to its queue when this process
+    dies before :func:`unclaim_message_file` or a removal.
     """
-    claimed = path + '.claimed'
+    queue_folder = os.path.dirname(path)
+    claimed = os.path.join(_owner_folder(unacked_root(queue_folder)),
+                           os.path.basename(path))
     try:
         os.rename(path, claimed)
     except FileNotFoundError:
@@ -619,6 +622,9 @@ def claim_message_file(path):
     return claimed
 
 
-def unclaim_message_file(claimed):
-    """Put a file taken by :func:`claim_message_file` back on its queue."""
-    os.rename(claimed, claimed[:-len('.claimed')])
+def unclaim_message_file(claimed, queue_folder):
+    """Put a file taken by :func:`claim_message_file` back on its queue,
+    under its first name; return its path there."""
+    path = os.path.join(queue_folder, os.path.basename(claimed))
+    os.rename(claimed, path)
+    return path

@@ -8,6 +8,7 @@ from pyforge.lib.amqp import DEAD_LETTER_QUEUE, Publisher
 from pyforge.lib.dead_letters import dead_letter_id
 from pyforge.lib.message import Delivery
 from pyforge.lib.publish import publish_now
+from pyforge.lib.transport import LOCK_NAME, claim_message_file
 from pyforge.model import records
 from tests.command.ops import AUDITOR, COUNTER, OpsTestCase, stop_process
 from tests.rabbit import RabbitTestCase
@@ -298,19 +299,34 @@ class FilesystemDeadTest(DeadListMixin, DeadRequeueMixin, DeadPurgeMixin,
     def amqp_url(self):
         return self.embedded_urls()[0]
 
-    def test_claimed_file_not_listed(self):
-        letter = self.add_dead_letter()
+    def dead_letter_file(self):
         folder = os.path.join(self.tmp, 'broker', 'queues')
         [name] = [name for name in os.listdir(folder)
                   if name.endswith('.pyforge.dead.msg')]
-        # Another reactor_dead took it between the scan and the requeue.
-        os.rename(os.path.join(folder, name),
-                  os.path.join(folder, name + '.claimed'))
+        return os.path.join(folder, name)
+
+    def test_claimed_file_not_listed(self):
+        letter = self.add_dead_letter()
+        # Another live reactor_dead, this test process, took it between
+        # the scan and the requeue.
+        self.assertIsNotNone(claim_message_file(self.dead_letter_file()))
         result = self.paster('reactor_dead', self.ini, 'requeue',
                              letter.message_id)
         self.assertEqual(result.returncode, 1)
         self.assertIn('no dead letter has the ID', result.stderr)
         self.assertEqual(self.ready(AUDITOR), 0)
+
+    def test_killed_claim_listed_again(self):
+        letter = self.add_dead_letter()
+        # What a reactor_dead killed between claim and requeue leaves: the
+        # file in a folder whose lock nobody holds.
+        path = self.dead_letter_file()
+        dead = os.path.join(self.tmp, 'broker', 'unacked', '99999999-dead')
+        os.makedirs(dead)
+        open(os.path.join(dead, LOCK_NAME), 'w').close()
+        os.rename(path, os.path.join(dead, os.path.basename(path)))
+        self.assertEqual(self.dead_letter_ids(), [letter_id(letter)])
+        self.assertFalse(os.path.exists(dead))
 
 
 class RabbitDeadTest(DeadListMixin, DeadRequeueMixin, DeadPurgeMixin,
