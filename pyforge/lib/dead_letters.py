@@ -21,7 +21,7 @@ import logging
 import os
 
 from pyforge.exceptions import ConfigurationError
-from pyforge.lib import amqp, transport
+from pyforge.lib import amqp, transport, unacked
 from pyforge.lib.amqp import DEAD_LETTER_QUEUE
 from pyforge.lib.message import Delivery
 from pyforge.lib.retry import (
@@ -143,8 +143,8 @@ class DeadLetterQueue:
             # Dead letters that a reactor_dead killed midway had taken go
             # back first, even when no worker runs to do it.
             folder = self.channel.data_folder_in
-            transport.recover_unacked(transport.unacked_root(folder),
-                                      folder)
+            unacked.recover_unacked(unacked.unacked_root(folder),
+                                    folder)
         found = inspect_queue(connection, DEAD_LETTER_QUEUE,
                               require_binding=False)
         if found is None:

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 
-from pyforge.lib.transport import remove_empty_unacked_folders
+from pyforge.lib.unacked import remove_empty_unacked_folders
 from pyforge.lib.worker import EXIT_CONFIG, Worker
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,8 @@ each queue folder, and unacked messages kept on disk until their ack, so
 that the messages of a killed consumer go back to their queues.
 """
 
-import atexit
 import collections
 import contextlib
-import fcntl
 import functools
 import logging
 import os
@@ -34,6 +32,7 @@ from kombu.transport.virtual.exchange import TopicExchange
 from kombu.utils.json import dumps, loads
 
 from pyforge.exceptions import ConfigurationError
+from pyforge.lib import unacked
 from pyforge.lib.routing import topic_matches
 
 log = logging.getLogger(__name__)
@@ -122,7 +121,7 @@ class _SafeFilesystemChannel:
         name = '%s_%s.%s.msg' % (_next_stamp(), uuid.uuid4(), queue)
         path = os.path.join(self.data_folder_out, name)
         try:
-            _write_atomically(path, dumps(payload).encode('utf-8'))
+            unacked.write_atomically(path, dumps(payload).encode('utf-8'))
         except OSError as exc:
             raise ChannelError(
                 'cannot add message file %r to folder %s: %s'
@@ -130,17 +129,17 @@ class _SafeFilesystemChannel:
 
     def _get(self, queue):
         self._recover_if_due()
-        owner = _owner_folder(self._unacked_root())
+        owner = unacked.owner_folder(self._unacked_root())
         names = self._pending_names(queue)
         while names:
             name = names.popleft()
-            unacked = os.path.join(owner, name)
+            fetched = os.path.join(owner, name)
             try:
                 # Another consumer may have renamed it first.
-                os.rename(os.path.join(self.data_folder_in, name), unacked)
+                os.rename(os.path.join(self.data_folder_in, name), fetched)
             except FileNotFoundError:
                 continue
-            payload = self._read_unacked(unacked)
+            payload = self._read_unacked(fetched)
             if payload is not None:
                 return payload
         raise Empty()
@@ -157,7 +156,7 @@ class _SafeFilesystemChannel:
             payload['properties']['delivery_info'][UNACKED_KEY] = path
         except Exception as exc:
             # Only another program or a damaged disk leaves such a file.
-            _quarantine(path, self.data_folder_in, exc)
+            unacked.quarantine(path, self.data_folder_in, exc)
             return None
         return payload
 
@@ -201,8 +200,8 @@ class _SafeFilesystemChannel:
         # Back under its first name, so that it keeps its place in the
         # queue, as RabbitMQ does for a requeued message.
         payload = message.serializable()
-        _mark_redelivered(payload)
-        _write_atomically(
+        unacked.mark_redelivered(payload)
+        unacked.write_atomically(
             os.path.join(self.data_folder_in, os.path.basename(path)),
             dumps(_without_unacked_key(payload)).encode('utf-8'))
         _remove_unacked(message)
@@ -213,7 +212,8 @@ class _SafeFilesystemChannel:
             return
         self._next_recovery = now + RECOVERY_INTERVAL
         try:
-            recover_unacked(self._unacked_root(), self.data_folder_in)
+            unacked.recover_unacked(self._unacked_root(),
+                                    self.data_folder_in)
         except Exception as exc:
             # Consuming goes on; the next look tries again.
             log.warning('putting back the unacked messages of stopped '
@@ -234,16 +234,9 @@ class _SafeFilesystemChannel:
     def _unacked_root(self):
         root = self.__dict__.get('_unacked_folder')
         if root is None:
-            # Beside the queue folder, on the same file system, so that
-            # taking a message is one rename.
-            root = self._unacked_folder = unacked_root(self.data_folder_in)
+            root = self._unacked_folder = unacked.unacked_root(
+                self.data_folder_in)
         return root
-
-
-def unacked_root(queue_folder):
-    """Return the folder of unacked messages of a filesystem:// broker."""
-    return os.path.join(os.path.dirname(os.path.abspath(queue_folder)),
-                        'unacked')
 
 
 #: The stamp of the last message file this process named.
@@ -282,34 +275,6 @@ def _without_unacked_key(payload):
         key: value for key, value in info.items() if key != UNACKED_KEY}))
 
 
-def _mark_redelivered(payload):
-    payload['redelivered'] = True
-    # What a consumer reads, as RabbitMQ's basic.deliver carries it.
-    payload['properties']['delivery_info']['redelivered'] = True
-
-
-def _quarantine(path, queue_folder, error):
-    """Move the file `path`, which is no kombu message, to the folder
-    ``invalid`` beside `queue_folder`, and log it."""
-    invalid = os.path.join(os.path.dirname(os.path.abspath(queue_folder)),
-                           'invalid')
-    os.makedirs(invalid, exist_ok=True)
-    quarantined = os.path.join(invalid, os.path.basename(path))
-    os.rename(path, quarantined)
-    log.error('message file %s is not a kombu message (%s: %s); moved it '
-              'to %s, read it there and delete it', os.path.basename(path),
-              type(error).__name__, error, quarantined)
-
-
-def _write_atomically(path, data):
-    """Write `data` to a temporary file and rename it to `path`, so that
-    no consumer ever reads a file half written."""
-    partial = path + '.partial'
-    with open(partial, 'wb') as stream:
-        stream.write(data)
-    os.rename(partial, path)
-
-
 def _remove_unacked(message):
     """Delete the file that kept `message` until its ack, if any."""
     if message is None:
@@ -317,173 +282,8 @@ def _remove_unacked(message):
     path = (message.delivery_info or {}).get(UNACKED_KEY)
     if path is None:
         return
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-#: The unacked-message folder of this process, by root folder, as
-#: (process id, folder, descriptor of its locked file).
-_OWNERS = {}
-#: Name of the file whose lock marks a folder's process as alive.
-LOCK_NAME = 'lock'
-
-
-def _owner_folder(root):
-    """Return this process's folder under `root`, creating it and locking
-    it for the life of the process on first use."""
-    owner = _OWNERS.get(root)
-    if owner is not None and owner[0] == os.getpid():
-        # Checked on every fetch: a message renamed into a folder that
-        # someone deleted would look taken by another consumer, and one
-        # in a folder without its lock could be put back at any time.
-        if os.path.exists(os.path.join(owner[1], LOCK_NAME)):
-            return owner[1]
-        log.warning('folder %s of unacked messages or its lock was '
-                    'removed; making a new one', owner[1])
-    _forget_removed_owners()
-    os.makedirs(root, exist_ok=True)
-    name = '%d-%s' % (os.getpid(), uuid.uuid4().hex)
-    # The folder is locked before it gets a name without the leading dot,
-    # so no other process finds it unlocked while this one lives.
-    building = os.path.join(root, '.' + name)
-    os.mkdir(building)
-    descriptor = os.open(os.path.join(building, LOCK_NAME),
-                         os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    folder = os.path.join(root, name)
-    os.rename(building, folder)
-    _OWNERS[root] = (os.getpid(), folder, descriptor)
-    return folder
-
-
-def _forget_removed_owners():
-    """Close the locks of folders removed with their broker folder, so
-    that a process using many brokers in turn, such as a test run, does
-    not keep a descriptor for each."""
-    for root, (pid, folder, descriptor) in list(_OWNERS.items()):
-        if pid == os.getpid() and not os.path.isdir(folder):
-            os.close(descriptor)
-            del _OWNERS[root]
-
-
-def _forget_inherited_owners():
-    """Close, in a forked child, the locks of the parent's folders.
-
-    The parent keeps its own descriptors, so its locks stay held.
-    """
-    for root, (pid, _, descriptor) in list(_OWNERS.items()):
-        if pid != os.getpid():
-            os.close(descriptor)
-            del _OWNERS[root]
-
-
-if hasattr(os, 'register_at_fork'):
-    os.register_at_fork(after_in_child=_forget_inherited_owners)
-
-
-@atexit.register
-def remove_empty_unacked_folders():
-    """Remove this process's folders that keep no unacked message; those
-    that do are left for other consumers to put back.
-
-    Runs at exit, and from a forked worker, which leaves by os._exit().
-    """
-    for root, (pid, folder, descriptor) in list(_OWNERS.items()):
-        if pid != os.getpid():
-            continue
-        try:
-            if os.listdir(folder) != [LOCK_NAME]:
-                continue
-            os.remove(os.path.join(folder, LOCK_NAME))
-            os.rmdir(folder)
-        except OSError:
-            # Removed with its broker folder, e.g. a temporary one.
-            continue
-        # A later fetch in this process makes a new folder.
-        os.close(descriptor)
-        del _OWNERS[root]
-
-
-def recover_unacked(root, queue_folder):
-    """Put the unacked messages of processes that died back on their
-    queues, marked redelivered; return how many were put back."""
-    try:
-        names = os.listdir(root)
-    except FileNotFoundError:
-        return 0
-    own = _OWNERS.get(root)
-    recovered = 0
-    for name in names:
-        folder = os.path.join(root, name)
-        if name.startswith('.') or (own is not None and folder == own[1]):
-            continue
-        try:
-            descriptor = os.open(os.path.join(folder, LOCK_NAME), os.O_RDWR)
-        except NotADirectoryError:
-            continue
-        except FileNotFoundError:
-            # Another process has put its files back and is removing it,
-            # or the lock was deleted by hand. Either way no process can
-            # keep the files safe any more. If a live one still has them
-            # in memory, each message's record catches the second delivery.
-            recovered += _put_back(folder, queue_folder)
-            continue
-        try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            recovered += _put_back(folder, queue_folder)
-        except FileNotFoundError:
-            # Another process put this folder back between our open and
-            # our lock.
-            continue
-        finally:
-            os.close(descriptor)
-    if recovered:
-        log.warning('put %d unacked message(s) of stopped consumers back '
-                    'on their queues in %s', recovered, queue_folder)
-    return recovered
-
-
-def _put_back(folder, queue_folder):
-    """Move the message files of a dead process's `folder` back to
-    `queue_folder`, under their first names, and remove the folder."""
-    count = 0
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        path = os.path.join(folder, name)
-        try:
-            if name == LOCK_NAME:
-                continue
-            if not name.endswith('.msg'):
-                os.remove(path)
-                continue
-            with open(path, 'rb') as message_file:
-                payload = loads(message_file.read().decode('utf-8'))
-            _mark_redelivered(payload)
-        except FileNotFoundError:
-            continue
-        except Exception as exc:
-            _quarantine(path, queue_folder, exc)
-            continue
-        # The first name keeps the message's place in its queue.
-        _write_atomically(os.path.join(queue_folder, name),
-                          dumps(payload).encode('utf-8'))
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
-        count += 1
-    # Another process may have finished the folder first.
-    with contextlib.suppress(OSError):
-        os.remove(os.path.join(folder, LOCK_NAME))
-    with contextlib.suppress(OSError):
-        os.rmdir(folder)
-    return count
 
 
 def _unbind_in_file(channel, exchange, binding_key, queue):
@@ -613,8 +413,8 @@ def claim_message_file(path):
     dies before :func:`unclaim_message_file` or a removal.
     """
     queue_folder = os.path.dirname(path)
-    claimed = os.path.join(_owner_folder(unacked_root(queue_folder)),
-                           os.path.basename(path))
+    owner = unacked.owner_folder(unacked.unacked_root(queue_folder))
+    claimed = os.path.join(owner, os.path.basename(path))
     try:
         os.rename(path, claimed)
     except FileNotFoundError:

@@ -8,7 +8,8 @@ from pyforge.lib.amqp import DEAD_LETTER_QUEUE, Publisher
 from pyforge.lib.dead_letters import dead_letter_id
 from pyforge.lib.message import Delivery
 from pyforge.lib.publish import publish_now
-from pyforge.lib.transport import LOCK_NAME, claim_message_file
+from pyforge.lib.transport import claim_message_file
+from pyforge.lib.unacked import LOCK_NAME
 from pyforge.model import records
 from tests.command.ops import AUDITOR, COUNTER, OpsTestCase, stop_process
 from tests.rabbit import RabbitTestCase
@@ -319,7 +320,7 @@ class FilesystemDeadTest(DeadListMixin, DeadRequeueMixin, DeadPurgeMixin,
     def test_killed_claim_listed_again(self):
         letter = self.add_dead_letter()
         # What a reactor_dead killed between claim and requeue leaves: the
-        # file in a folder whose lock nobody holds.
+        # file in a folder whose lock no process holds.
         path = self.dead_letter_file()
         dead = os.path.join(self.tmp, 'broker', 'unacked', '99999999-dead')
         os.makedirs(dead)

@@ -14,7 +14,7 @@ import unittest
 
 import kombu
 
-from pyforge.lib import amqp, transport
+from pyforge.lib import amqp, transport, unacked
 from tests.support import TempDirTestCase, make_settings
 
 QUEUE = 'audit.transport.test'
@@ -151,32 +151,32 @@ class UnackedFilesTest(TempDirTestCase):
         self.assertTrue(message.delivery_info['redelivered'])
         self.assertEqual(self.fetch().payload, {'text': 'b'})
         self.assertEqual(os.listdir(os.path.join(self.folder, 'unacked')),
-                         [os.path.basename(transport._OWNERS[
+                         [os.path.basename(unacked.OWNERS[
                              os.path.join(self.folder, 'unacked')][1])])
 
     def test_live_process_messages_left_alone(self):
         self.publish('a')
         child, body, release = self.run_child()
         self.assertIsNotNone(body)
-        root = transport.unacked_root(os.path.join(self.folder, 'queues'))
+        root = unacked.unacked_root(os.path.join(self.folder, 'queues'))
         queue_folder = os.path.join(self.folder, 'queues')
-        self.assertEqual(transport.recover_unacked(root, queue_folder), 0)
+        self.assertEqual(unacked.recover_unacked(root, queue_folder), 0)
         self.assertEqual(len(self.unacked()), 1)
         release.put(True)
         child.join(JOIN_TIMEOUT)
-        self.assertEqual(transport.recover_unacked(root, queue_folder), 1)
+        self.assertEqual(unacked.recover_unacked(root, queue_folder), 1)
         self.assertEqual(self.unacked(), [])
         self.assertEqual(len(self.queued()), 1)
 
     def test_empty_folder_removed_at_exit(self):
         self.publish('a', 'b')
         self.fetch().ack()
-        kept = self.fetch()
+        pending = self.fetch()
         root = os.path.join(self.folder, 'unacked')
-        transport.remove_empty_unacked_folders()
+        unacked.remove_empty_unacked_folders()
         self.assertEqual(len(os.listdir(root)), 1)
-        kept.ack()
-        transport.remove_empty_unacked_folders()
+        pending.ack()
+        unacked.remove_empty_unacked_folders()
         self.assertEqual(os.listdir(root), [])
         self.publish('c')
         self.fetch()
@@ -186,7 +186,7 @@ class UnackedFilesTest(TempDirTestCase):
         self.publish('a', 'b')
         self.fetch().ack()
         shutil.rmtree(os.path.join(self.folder, 'unacked'))
-        with self.assertLogs('pyforge.lib.transport', 'WARNING'):
+        with self.assertLogs('pyforge.lib.unacked', 'WARNING'):
             message = self.fetch()
         self.assertEqual(message.payload, {'text': 'b'})
         self.assertEqual(len(self.unacked()), 1)
@@ -213,7 +213,7 @@ class UnackedFilesTest(TempDirTestCase):
                 # The lowest stamp, so that it is fetched first.
                 broken = '0_%s.%s.msg' % (case.replace(' ', '-'), QUEUE)
                 self.write_queue_file(broken, text)
-                with self.assertLogs('pyforge.lib.transport',
+                with self.assertLogs('pyforge.lib.unacked',
                                      'ERROR') as logs:
                     message = self.fetch()
                 self.assertEqual(message.payload, {'text': case})
@@ -254,7 +254,7 @@ class UnackedFilesTest(TempDirTestCase):
         folder = os.path.join(root, '99999999-dead')
         os.makedirs(folder)
         if lock:
-            open(os.path.join(folder, transport.LOCK_NAME), 'w').close()
+            open(os.path.join(folder, unacked.LOCK_NAME), 'w').close()
         for name, text in files:
             with open(os.path.join(folder, name), 'w') as stream:
                 stream.write(text)
@@ -275,7 +275,7 @@ class UnackedFilesTest(TempDirTestCase):
         good = self.message_file('good')
         broken = '1_broken.%s.msg' % QUEUE
         self.dead_folder((broken, ''), good)
-        with self.assertLogs('pyforge.lib.transport', 'ERROR'):
+        with self.assertLogs('pyforge.lib.unacked', 'ERROR'):
             message = self.fetch()
         self.assertEqual(message.payload, {'text': 'good'})
         self.assertEqual(os.listdir(os.path.join(self.folder, 'invalid')),
@@ -294,15 +294,15 @@ class UnackedFilesTest(TempDirTestCase):
         self.fetch().ack()
         root = os.path.join(self.folder, 'unacked')
         owner = os.path.join(root, os.listdir(root)[0])
-        os.remove(os.path.join(owner, transport.LOCK_NAME))
-        with self.assertLogs('pyforge.lib.transport', 'WARNING'):
+        os.remove(os.path.join(owner, unacked.LOCK_NAME))
+        with self.assertLogs('pyforge.lib.unacked', 'WARNING'):
             self.fetch()
         folders = os.listdir(root)
         self.assertEqual(len(folders), 2)
         self.assertEqual(self.unacked(), [self.unacked()[0]])
         fresh = [name for name in folders
                  if os.path.join(root, name) != owner][0]
-        self.assertIn(transport.LOCK_NAME,
+        self.assertIn(unacked.LOCK_NAME,
                       os.listdir(os.path.join(root, fresh)))
 
 if __name__ == '__main__':

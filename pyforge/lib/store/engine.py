@@ -58,14 +58,10 @@ CHECKPOINT_INTERVAL = 0.1
 _fork_guard = threading.Lock()
 
 
-def _release_fork_guard():
-    _fork_guard.release()
-
-
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(before=_fork_guard.acquire,
-                        after_in_parent=_release_fork_guard,
-                        after_in_child=_release_fork_guard)
+                        after_in_parent=_fork_guard.release,
+                        after_in_child=_fork_guard.release)
 
 # Connections inherited from the parent process over os.fork(). They
 # are kept referenced, never used or closed, so that garbage
